@@ -1,0 +1,1 @@
+"""One reader per source format. Each turns a dataset folder or file into Manifest rows."""
