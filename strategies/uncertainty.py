@@ -1,0 +1,147 @@
+"""Classification uncertainty: per-box score -> optional class weight -> per-image reduction.
+
+Per-box measures over the class-probability vector p (YOLO: an independent sigmoid per class):
+
+- ``least_confidence``: 1 - max_c p_c
+- ``margin``: 1 - (p_(1) - p_(2)), the two largest entries (higher = smaller margin)
+- ``entropy``: Shannon entropy (nats) of p normalised to sum to 1
+
+With a single class the alternative is "not this class": p becomes (p, 1 - p) for every measure.
+All measures are >= 0, so an image with no (kept) boxes scores 0 under every reduction.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from strategies.pool import CycleState, ScoredPool
+from strategies.registry import register
+
+Measure = Literal["least_confidence", "margin", "entropy"]
+Aggregation = Literal["max", "mean", "sum"]
+MEASURES: tuple[str, ...] = ("least_confidence", "margin", "entropy")
+REDUCTIONS: tuple[str, ...] = ("max", "mean", "sum")
+_CHUNK = 1 << 16  # rows per chunk: bounds the temporaries for (1M, 80) probability arrays
+
+
+def _measure_chunk(p: np.ndarray, measure: str) -> np.ndarray:
+    if p.shape[1] == 1:
+        p = np.concatenate([p, 1.0 - p], axis=1)
+    if measure == "least_confidence":
+        return 1.0 - p.max(axis=1)
+    if measure == "margin":
+        top2 = np.partition(p, p.shape[1] - 2, axis=1)[:, -2:]
+        return 1.0 - (top2[:, 1] - top2[:, 0])
+    if measure == "entropy":
+        total = p.sum(axis=1)
+        q = np.clip(p, 1e-12, None)
+        plogp = (q * np.log(q)).sum(axis=1)
+        safe = np.maximum(total, 1e-12)
+        # H(p / S) = log S - sum(p log p) / S
+        return np.maximum(np.log(safe) - plogp / safe, 0.0)
+    raise ValueError(f"unknown measure {measure!r}; valid: {list(MEASURES)}")
+
+
+def box_uncertainty(probs: np.ndarray, measure: str = "entropy") -> np.ndarray:
+    """(M,) float32 uncertainty of each box's class-probability vector (M, C)."""
+    if measure not in MEASURES:
+        raise ValueError(f"unknown measure {measure!r}; valid: {list(MEASURES)}")
+    probs = np.asarray(probs, np.float32)
+    out = np.empty(len(probs), np.float32)
+    for s in range(0, len(probs), _CHUNK):
+        out[s : s + _CHUNK] = _measure_chunk(probs[s : s + _CHUNK], measure)
+    return out
+
+
+def reduce_per_image(values: np.ndarray, offsets: np.ndarray, how: str, keep: np.ndarray | None = None) -> np.ndarray:
+    """(N,) reduction of per-box values over each image's CSR rows; 0 where an image keeps no box.
+
+    ``keep`` (M,) bool drops boxes; values must be >= 0 (so a dropped box can be a 0 for max).
+    """
+    if how not in REDUCTIONS:
+        raise ValueError(f"unknown aggregation {how!r}; valid: {list(REDUCTIONS)}")
+    sizes = np.diff(offsets)
+    n = len(sizes)
+    values = np.asarray(values, np.float64)
+    if keep is not None:
+        values = np.where(keep, values, 0.0)
+    out = np.zeros(n)
+    nonempty = sizes > 0
+    if not nonempty.any():
+        return out
+    starts = offsets[:-1][nonempty]
+    if how == "max":
+        out[nonempty] = np.maximum.reduceat(values, starts)
+        return out
+    out[nonempty] = np.add.reduceat(values, starts)
+    if how == "mean":
+        counts = sizes if keep is None else np.bincount(np.repeat(np.arange(n), sizes)[keep], minlength=n)
+        out = np.divide(out, counts, out=np.zeros(n), where=counts > 0)
+    return out
+
+
+def inverse_frequency_weights(counts: np.ndarray | None, num_classes: int, smoothing: float = 1.0) -> np.ndarray:
+    """(C,) inverse class frequency among labeled boxes, 1 for every class when counts are uniform.
+
+    w_c = (total + C s) / (C (n_c + s)); the smoothing s keeps unseen classes finite.
+    No counts yet (cycle 0) gives all ones.
+    """
+    if counts is None:
+        return np.ones(num_classes)
+    counts = np.asarray(counts, np.float64)
+    if counts.shape != (num_classes,):
+        raise ValueError(f"labeled_class_counts has shape {counts.shape}, expected ({num_classes},)")
+    if (counts < 0).any():
+        raise ValueError("labeled_class_counts must be >= 0")
+    return (counts.sum() + num_classes * smoothing) / (num_classes * (counts + smoothing))
+
+
+def box_scores(
+    pool: ScoredPool,
+    state: CycleState,
+    measure: str,
+    weighted: bool,
+    smoothing: float = 1.0,
+) -> np.ndarray:
+    """(M,) per-box uncertainty, multiplied by the weight of each box's most likely class if asked."""
+    scores = box_uncertainty(pool.box_probs, measure).astype(np.float64)
+    if weighted and pool.num_boxes:
+        w = inverse_frequency_weights(state.labeled_class_counts, pool.num_classes, smoothing)
+        scores *= w[pool.box_probs.argmax(axis=1)]
+    return scores
+
+
+@register("uncertainty")
+def uncertainty(
+    pool: ScoredPool,
+    state: CycleState,
+    rng: np.random.Generator,
+    *,
+    measure: Measure = "entropy",
+    aggregation: Aggregation = "max",
+    class_weights: bool = False,
+    weight_smoothing: float = 1.0,
+    min_conf: float = 0.0,
+    include_empty: bool = False,
+) -> np.ndarray:
+    """Frames whose detections the model is least sure about: per-box ``measure``, per-image ``aggregation``.
+
+    ``class_weights`` multiplies each box's score, before aggregation, by the inverse frequency
+    of its most likely class among the labeled boxes (``state.labeled_class_counts``; all ones
+    before the first labels), so a rare class can outrank a more uncertain common one.
+    ``min_conf`` ignores boxes below that confidence (the scoring pass keeps boxes down to
+    detector.conf_score, and low-confidence background boxes look "uncertain" under
+    least_confidence and margin). Images left with no box score 0 and are picked only when
+    ``include_empty`` is true (at score 0: after every image with a positive score).
+    """
+    if not weight_smoothing > 0:
+        raise ValueError(f"uncertainty.weight_smoothing must be > 0, got {weight_smoothing}")
+    keep = pool.box_conf >= min_conf
+    per_box = box_scores(pool, state, measure, class_weights, weight_smoothing)
+    scores = reduce_per_image(per_box, pool.box_offsets, aggregation, keep)
+    if not include_empty:
+        has_box = np.bincount(pool.box_image_index[keep], minlength=pool.num_images) > 0
+        scores = np.where(has_box, scores, np.nan)
+    return scores

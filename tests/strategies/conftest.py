@@ -1,0 +1,1 @@
+"""Strategy specifications: tiny constructed pools (`strategies.testing`) with known answers."""
