@@ -1,0 +1,320 @@
+"""Latency of the ML backend under load against bare detector inference, measured in one run.
+
+    python benchmarks/serve_load.py                       # 200 requests, 16 clients, 2 gunicorn workers
+    python benchmarks/serve_load.py --requests 100 --clients 8 --source data-url
+
+Starts the backend with gunicorn on 127.0.0.1 (``--workers`` processes, each with ``clients /
+workers`` threads and CPU cores / workers torch threads) and sends ``--requests`` single-task
+``/predict`` requests from ``--clients`` concurrent clients (closed loop; a new connection per
+request unless ``--keep-alive``), the way Label Studio's interactive pre-annotation does. The
+task points at one image as Label Studio Local Storage does (``/data/local-files/?d=...``, read
+from LOCAL_FILES_DOCUMENT_ROOT), or as a data: URL or an http URL. It prints p50 / p95 latency,
+throughput and errors (failed requests and per-task errors: must be 0), and compares with bare
+`Detector.detect` on the same image in the same run:
+
+- bare: ``--workers`` processes with the same torch threads, each calling ``load_image`` +
+  ``detect`` back to back (before and after the HTTP run, the machine is shared; the mean is used);
+- **headline ratio**: HTTP p50 / the p50 the bare detector's throughput allows at the same
+  concurrency (Little's law: clients x bare detect p50 / workers) -- target <= 1.15;
+- throughput: bare read + detect images/s over HTTP requests/s (serving cost under saturation);
+- single client (no queueing): HTTP p50 / bare detect p50, and / bare read + detect p50 (every
+  inference on an image file reads and decodes it; the backend does too).
+
+On a shared machine run it when nothing else is busy: the before/after bare runs show the noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import multiprocessing as mp
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pipelines.settings import configure_environment, load_params, resolve_path  # noqa: E402
+
+DEFAULT_IMAGE = "../shared/data/coco128/images/train2017/000000000074.jpg"
+CONFIG = """<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">
+<Label value="Vehicle" predicted_values="car,truck,bus"/><Label value="Person"/><Label value="Dog"/>
+</RectangleLabels></View>"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def torch_threads(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+# -- bare detector --------------------------------------------------------------------------------
+
+
+def _bare_process(image_path: str, calls: int, torch_n: int, barrier, out) -> None:  # noqa: ANN001
+    configure_environment()
+    import torch
+
+    torch.set_num_threads(torch_n)
+    from backend.detector import Detector
+    from backend.images import load_image
+
+    params = load_params()
+    detector = Detector.from_params(params)
+    conf = min(params["detector"]["conf_score"], params["detector"]["conf_predict"])
+    for _ in range(5):
+        detector.detect([load_image(image_path)], conf=conf)
+    read_detect: list[float] = []
+    detect_only: list[float] = []
+    barrier.wait()
+    for _ in range(calls):
+        started = time.perf_counter()
+        image = load_image(image_path)  # what the backend does too: read and decode the file
+        loaded = time.perf_counter()
+        detector.detect([image], conf=conf)
+        done = time.perf_counter()
+        read_detect.append(done - started)
+        detect_only.append(done - loaded)
+    out.put((read_detect, detect_only))
+
+
+def bare(image_path: str, workers: int, calls: int, torch_n: int) -> tuple[list[float], list[float], float]:
+    """(read + detect, detect only) latencies and the wall time of ``workers`` processes in parallel."""
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(workers + 1), ctx.Queue()
+    per_worker = [calls // workers + (i < calls % workers) for i in range(workers)]
+    procs = [ctx.Process(target=_bare_process, args=(image_path, per_worker[i], torch_n, barrier, out))
+             for i in range(workers)]
+    for p in procs:
+        p.start()
+    barrier.wait()
+    started = time.perf_counter()
+    parts = [out.get(timeout=600) for _ in procs]
+    wall = time.perf_counter() - started
+    for p in procs:
+        p.join()
+    return [x for r, _ in parts for x in r], [x for _, d in parts for x in d], wall
+
+
+# -- the backend over HTTP ------------------------------------------------------------------------
+
+
+def start_backend(workers: int, threads: int, document_root: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALOD__", "BASIC_AUTH", "MODEL_URI"))}
+    env.update(
+        HOST="127.0.0.1",
+        PORT=str(port),
+        WORKERS=str(workers),
+        THREADS=str(threads),
+        ACCESS_LOG="",
+        LOCAL_FILES_DOCUMENT_ROOT=str(document_root),
+        ALOD__BACKEND__TORCH_THREADS=str(torch_threads(workers)),
+        ALOD__BACKEND__MODEL_POLL_S="0",
+        ALOD__BACKEND__TRAIN_DIR=str(log.parent / "train"),
+        ALOD_METRICS_DIR=str(log.parent / "metrics"),
+    )
+    cmd = [sys.executable, "-m", "gunicorn", "-c", "backend/gunicorn_conf.py", "backend.app:create_app()"]
+    with open(log, "ab") as f:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(url: str, proc: subprocess.Popen, workers: int, timeout: float = 180) -> None:
+    import requests
+
+    deadline, loaded = time.monotonic() + timeout, 0
+    while loaded < 4 * workers:  # health lands on any worker: ask until every one has answered "loaded"
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the backend did not start (exit {proc.poll()})")
+        try:
+            loaded = loaded + 1 if requests.get(f"{url}/health", timeout=2).json().get("model_loaded") else 0
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+
+
+def http_load(
+    url: str, image_ref: str, clients: int, requests_n: int, keep_alive: bool = False
+) -> tuple[list[float], int, list[str]]:
+    """Closed loop: each client sends its next request when the last answer is in.
+
+    Without ``keep_alive`` every request opens its own connection, so the kernel spreads requests over
+    the workers as they come; a kept-alive connection stays with the worker that accepted it, and
+    16 long-lived connections split 10/6 make the p50 a measure of that split, not of serving cost.
+    http.client rather than requests: on a 2-core machine the load generator's own CPU time would
+    otherwise be a visible part of what is measured.
+    """
+    import http.client
+    from urllib.parse import urlparse
+
+    body = json.dumps({"tasks": [{"id": 1, "data": {"image": image_ref}}], "label_config": CONFIG}).encode()
+    headers = {"Content-Type": "application/json"}
+    host, port = urlparse(url).hostname, urlparse(url).port
+    latencies: list[float] = []
+    problems: list[str] = []
+    lock = threading.Lock()
+    left = [requests_n]
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=120)
+        try:
+            while True:
+                with lock:
+                    if left[0] <= 0:
+                        return
+                    left[0] -= 1
+                started = time.perf_counter()
+                try:
+                    conn.request("POST", "/predict", body=body, headers=headers)
+                    response = conn.getresponse()
+                    payload = response.read()
+                    elapsed = time.perf_counter() - started
+                    if not keep_alive:
+                        conn.close()  # the next request connects anew
+                    ok = response.status == 200
+                    result = json.loads(payload)["results"][0] if ok else {"error": f"HTTP {response.status}"}
+                except Exception as exc:  # noqa: BLE001 - counted as an error
+                    elapsed, result = time.perf_counter() - started, {"error": repr(exc)}
+                    conn.close()
+                    conn = http.client.HTTPConnection(host, port, timeout=120)
+                with lock:
+                    latencies.append(elapsed)
+                    if "error" in result:
+                        problems.append(str(result["error"]))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, len(problems), problems[:3]
+
+
+def summary(name: str, latencies: list[float], wall: float | None = None) -> dict[str, float]:
+    ms = [x * 1000 for x in latencies]
+    row = {"n": len(ms), "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95), "mean_ms": statistics.mean(ms)}
+    rate = ""
+    if wall:
+        row["per_s"] = len(ms) / wall
+        rate = f"   {row['per_s']:6.1f} /s"
+    print(f"{name:<40} n={row['n']:<4} p50 {row['p50_ms']:7.1f} ms   p95 {row['p95_ms']:7.1f} ms{rate}")
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="gunicorn threads per worker (default: clients / workers)")
+    parser.add_argument("--image", default=DEFAULT_IMAGE, help="image file (relative to the repo root)")
+    parser.add_argument("--source", choices=("local-files", "data-url", "http"), default="local-files",
+                        help="how the task refers to the image")
+    parser.add_argument("--keep-alive", action="store_true", help="clients keep one connection each")
+    parser.add_argument("--single", type=int, default=30, help="requests of the single-client runs (0: skip)")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+    configure_environment()
+    params = load_params()
+    image = resolve_path(params, args.image)
+    assert image is not None and image.is_file(), f"no image at {image}"
+    root = image.parent.parent.parent.parent  # ../shared/data for the default COCO128 image
+    tmp = Path(tempfile.mkdtemp(prefix="alod-serve-load-"))
+
+    server = None
+    if args.source == "local-files":
+        ref = f"/data/local-files/?d={image.relative_to(root)}"
+    elif args.source == "data-url":
+        ref = "data:image/jpeg;base64," + base64.b64encode(image.read_bytes()).decode()
+    else:
+        import functools
+        import http.server
+
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(image.parent))
+        handler.log_message = lambda *a: None  # type: ignore[method-assign]
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        ref = f"http://127.0.0.1:{server.server_address[1]}/{image.name}"
+
+    print(f"image {image.name}, imgsz {params['model']['imgsz']}, {args.workers} workers x "
+          f"{args.threads or max(1, args.clients // args.workers)} threads x {torch_threads(args.workers)} torch "
+          f"threads, {args.clients} clients{' (keep-alive)' if args.keep_alive else ''}, {args.requests} requests, "
+          f"source {args.source}, {os.cpu_count()} CPU cores")
+    results: dict[str, dict[str, float]] = {}
+    n_torch = torch_threads(args.workers)  # what each gunicorn worker gets, for every bare run too
+
+    def bare_run(key: str, label: str, workers: int, n: int) -> None:
+        read_detect, detect_only, wall = bare(str(image), workers, n, n_torch)
+        results[f"{key}_read"] = summary(f"{label}: read + detect", read_detect, wall)
+        results[f"{key}_detect"] = summary(f"{label}: detect only", detect_only)
+
+    bare_run("bare", f"bare, {args.workers} processes (before)", args.workers, args.requests)
+    threads = args.threads or max(1, args.clients // args.workers)
+    proc, url = start_backend(args.workers, threads, root, tmp / "gunicorn.log")
+    try:
+        wait_ready(url, proc, args.workers)
+        http_load(url, ref, args.clients, 4 * args.clients)  # warm-up: every thread, every worker
+        started = time.perf_counter()
+        latencies, errors, examples = http_load(url, ref, args.clients, args.requests, args.keep_alive)
+        results["http"] = summary(f"HTTP /predict, {args.clients} clients", latencies, time.perf_counter() - started)
+        if args.single:
+            single = http_load(url, ref, 1, args.single, args.keep_alive)[0]
+            results["http_single"] = summary("HTTP /predict, 1 client", single)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+        if server is not None:
+            server.shutdown()
+    bare_run("bare_after", f"bare, {args.workers} processes (after)", args.workers, args.requests)
+    if args.single:
+        bare_run("bare_single", "bare, 1 process", 1, args.single)
+
+    def p50(key: str) -> float:
+        return results[key]["p50_ms"]
+
+    detect = (p50("bare_detect") + p50("bare_after_detect")) / 2
+    allowed = args.clients * detect / args.workers  # Little's law at the bare detector's service time
+    bare_rate = (results["bare_read"]["per_s"] + results["bare_after_read"]["per_s"]) / 2
+    ratios = {"p50_vs_bare_at_same_concurrency": p50("http") / allowed,
+              "bare_throughput_vs_http": bare_rate / results["http"]["per_s"]}
+    if args.single:
+        ratios["single_vs_detect"] = p50("http_single") / p50("bare_single_detect")
+        ratios["single_vs_read_detect"] = p50("http_single") / p50("bare_single_read")
+    print(f"errors: {errors}" + (f"  e.g. {examples}" if examples else ""))
+    print(f"p50 ratio, {args.clients} clients: HTTP {p50('http'):.1f} ms / bare-detector p50 at that concurrency "
+          f"{allowed:.1f} ms = {ratios['p50_vs_bare_at_same_concurrency']:.3f}  (target <= 1.15)")
+    print(f"throughput: bare read + detect / HTTP = {ratios['bare_throughput_vs_http']:.3f}")
+    if args.single:
+        print(f"p50 ratio, 1 client: HTTP / bare detect {ratios['single_vs_detect']:.3f}, "
+              f"HTTP / bare read + detect {ratios['single_vs_read_detect']:.3f}")
+    output = {"results": results, "ratios": ratios, "errors": errors}
+    if args.json:
+        Path(args.json).write_text(json.dumps(output, indent=1))
+    return 0 if errors == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

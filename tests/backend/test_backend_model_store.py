@@ -1,0 +1,132 @@
+"""Model versions: reported correctly, loaded once, switched without a restart (file and MLflow registry)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from backend.config import BackendSettings
+from backend.model_store import ModelStore, file_version, find_weights, resolve
+
+COCO_WEIGHTS = "weights/yolo11n-coco.pt"
+BALL_WEIGHTS = "weights/yolov9t-ball.pt"
+CONFIG = ('<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
+          '<Label value="Person"/><Label value="Ball"/></RectangleLabels></View>')
+
+
+def test_a_file_version_is_its_name_and_content_hash(tmp_path, shared):
+    a = tmp_path / "model.pt"
+    shutil.copy(shared / COCO_WEIGHTS, a)
+    version = file_version(a)
+    assert version.startswith("model.pt@") and len(version) == len("model.pt@") + 8
+    assert resolve(str(a)).version == version
+    shutil.copy(shared / BALL_WEIGHTS, a)
+    assert file_version(a) != version  # retrained weights written over the file: a new version
+
+
+def test_find_weights_prefers_best_pt_and_refuses_ambiguity(tmp_path):
+    (tmp_path / "a" / "weights").mkdir(parents=True)
+    (tmp_path / "a" / "weights" / "last.pt").write_bytes(b"x")
+    assert find_weights(tmp_path / "a").name == "last.pt"
+    (tmp_path / "a" / "weights" / "best.pt").write_bytes(b"x")
+    assert find_weights(tmp_path / "a").name == "best.pt"
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x.pt").write_bytes(b"x")
+    (tmp_path / "b" / "y.pt").write_bytes(b"x")
+    with pytest.raises(ValueError, match="several .pt files"):
+        find_weights(tmp_path / "b")
+    (tmp_path / "b" / "model.pt").write_bytes(b"x")  # the cycle's model folder: model.pt beside previous.pt
+    assert find_weights(tmp_path / "b").name == "model.pt"
+    with pytest.raises(FileNotFoundError):
+        find_weights(tmp_path / "a" / "weights" / "nothing")
+
+
+@pytest.mark.parametrize("uri", ["models:/", "models:/a/b/c", "models:/name@"])
+def test_malformed_registry_uris_are_refused(uri):
+    with pytest.raises(ValueError, match="cannot parse model URI"):
+        resolve(uri)
+
+
+def test_the_model_loads_once_and_a_new_file_version_is_swapped_in_without_a_restart(tmp_path, shared, params):
+    from backend.detector import Detector
+
+    path = tmp_path / "model.pt"
+    shutil.copy(shared / COCO_WEIGHTS, path)
+    loads = []
+
+    def load(weights: Path) -> Detector:
+        loads.append(weights)
+        return Detector.from_params(params, weights)
+
+    store = ModelStore(str(path), load, tmp_path / "cache")
+    assert not store.loaded and store.reported_version() == file_version(path)  # resolved, not loaded
+    detector, ref = store.model()
+    assert store.model()[0] is detector and len(loads) == 1
+    assert len(detector.names) == 80
+
+    shutil.copy(shared / BALL_WEIGHTS, path)
+    new = store.refresh()
+    assert new.version != ref.version
+    store.wait_for_switch(60)
+    detector2, ref2 = store.model()
+    assert ref2.version == new.version and detector2.names == ("ball",)
+    assert len(loads) == 2
+
+
+@pytest.mark.slow
+def test_a_moved_registry_alias_is_served_after_setup_and_by_polling(tmp_path, shared, params, monkeypatch):
+    from mlflow import MlflowClient
+
+    from backend.app import create_app
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("alod-backend-test", artifact_location=str(tmp_path / "artifacts"))
+    client.create_registered_model("alod-test")
+
+    def register(weights: Path) -> str:  # what the cycle does: log best.pt with a run, register, move the alias
+        run = client.create_run(experiment)
+        client.log_artifact(run.info.run_id, str(weights), artifact_path="model")
+        client.set_terminated(run.info.run_id)
+        source = f"{run.info.artifact_uri}/model"
+        version = client.create_model_version("alod-test", source, run.info.run_id).version
+        client.set_registered_model_alias("alod-test", "champion", version)
+        return str(version)
+
+    assert register(shared / COCO_WEIGHTS) == "1"
+    env = {"MODEL_URI": "models:/alod-test@champion", "MLFLOW_TRACKING_URI": uri}
+    settings = BackendSettings.load({**params, "backend": {"model_cache_dir": str(tmp_path / "cache"),
+                                                           "model_poll_s": 0.5}}, environ=env)
+    app = create_app(settings)
+    http = app.test_client()
+    image = (shared / "data/coco128/images/train2017/000000000036.jpg").read_bytes()
+    import base64
+
+    task = {"id": 1, "data": {"image": "data:image/jpeg;base64," + base64.b64encode(image).decode()}}
+
+    def predict() -> dict:
+        r = http.post("/predict", json={"tasks": [task], "label_config": CONFIG})
+        assert r.status_code == 200, r.json
+        return r.json["results"][0]
+
+    assert http.post("/setup", json={"schema": CONFIG}).json["model_version"] == "alod-test:1"
+    first = predict()
+    assert first["model_version"] == "alod-test:1"
+    assert {r["value"]["rectanglelabels"][0] for r in first["result"]} == {"Person"}
+
+    assert register(shared / BALL_WEIGHTS) == "2"  # the cycle registers a new model and moves the alias
+    http.post("/setup", json={"schema": CONFIG})  # Label Studio calls /setup before every batch
+    app.extensions["alod"].store.wait_for_switch(60)
+    assert predict()["model_version"] == "alod-test:2"
+    assert http.post("/setup", json={"schema": CONFIG}).json["model_version"] == "alod-test:2"
+    assert http.get("/versions").json["versions"] == ["alod-test:2", "alod-test:1"]
+
+    client.set_registered_model_alias("alod-test", "champion", "1")  # rolled back: found by polling alone
+    app.extensions["alod"].on_worker_start()
+    deadline = time.monotonic() + 30
+    while predict()["model_version"] != "alod-test:1":
+        assert time.monotonic() < deadline, "the poller did not switch back to version 1"
+        time.sleep(0.5)
