@@ -30,6 +30,7 @@ from pipelines.settings import load_params, resolve_path
 from pipelines.yolo_ops import train_yolo, validate_yolo, validation_frames
 from strategies.pool import Budget, CycleState
 from strategies.registry import select
+from strategies.temporal import close_pairs
 
 log = logging.getLogger("alod.benchmark")
 
@@ -70,15 +71,6 @@ class BenchmarkConfig:
 
     def train_key(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("epochs", "imgsz", "batch", "warm_start", "val_limit", "weights")}
-
-
-def close_pairs(videos: np.ndarray, frames: np.ndarray, window: int) -> int:
-    """Pairs of selected frames of the same video at most ``window`` frames apart (stills never pair)."""
-    count = 0
-    for video in set(videos) - {""}:
-        numbers = np.sort(frames[videos == video])
-        count += int(sum(np.searchsorted(numbers, n + window, side="right") - i - 1 for i, n in enumerate(numbers)))
-    return count
 
 
 class Benchmark:

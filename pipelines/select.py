@@ -19,6 +19,7 @@ from pipelines.score_store import read_scored_pool
 from pipelines.settings import load_params
 from strategies.pool import Budget, CycleState, ScoredPool, Selection
 from strategies.registry import select
+from strategies.temporal import close_pairs
 
 log = logging.getLogger("alod.select")
 
@@ -35,6 +36,18 @@ def cycle_state(layout: CycleLayout, pool: ScoredPool, cycle: int) -> CycleState
     blocked = {f for c, ids in blocked_by_cycle.items() if int(c) < cycle for f in ids}
     return CycleState(cycle=cycle, labeled=frozenset(labeled["frame_id"]), labeled_class_counts=counts,
                       blocked=frozenset(blocked))  # fmt: skip
+
+
+CLOSE_WINDOW = 5  # frames: how near two picks of one video count as near-duplicates when dt1 is not set
+
+
+def near_duplicate_picks(pool: ScoredPool, indices: np.ndarray, dt1: int) -> dict[str, int]:
+    """Pairs of picks of the same video within dt1 frames (CLOSE_WINDOW without dt1): 0 under the temporal rule."""
+    if pool.videos is None or pool.frame_index is None:
+        return {"close_window": 0, "close_pairs": 0}
+    window = dt1 if dt1 > 0 else CLOSE_WINDOW
+    videos = np.asarray(pool.videos[indices], dtype=object)
+    return {"close_window": window, "close_pairs": close_pairs(videos, pool.frame_index[indices], window)}
 
 
 def selection_table(pool: ScoredPool, selection: Selection, budget: Budget) -> pd.DataFrame:
@@ -57,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     strategy = params["strategy"]
     selection = select(strategy["name"], pool, budget, state, seed=int(params.get("seed", 0)) + cycle,
                        **(strategy.get("params") or {}))  # fmt: skip
+    temporal = (strategy.get("params") or {}).get("temporal") or {}
     table = selection_table(pool, selection, budget)
     write_parquet(table, layout.selection / "selection.parquet")
     priority = pd.DataFrame({"frame_id": pool.frame_ids.astype(str), "priority": selection.priority})
@@ -66,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     write_json(layout.selection / "blocked.json", blocked)
     summary = {"cycle": cycle, "strategy": strategy["name"], "frames": len(table),
                "predicted_boxes": int(table["predicted_boxes"].sum()), "pool": pool.num_images,
-               "selectable": int(state.selectable_mask(pool).sum())}  # fmt: skip
+               "selectable": int(state.selectable_mask(pool).sum()),
+               **near_duplicate_picks(pool, selection.indices, int(temporal.get("dt1") or 0))}  # fmt: skip
     write_json(layout.selection / "selection.json", summary)
     _log_to_mlflow(params, layout, summary)
     log.info("cycle %d: %s picked %d frames (%d predicted boxes) of %d selectable",

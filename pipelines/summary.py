@@ -7,7 +7,7 @@ import argparse
 import pandas as pd
 
 from pipelines.evaluate import HISTORY_FILE
-from pipelines.layout import CycleLayout
+from pipelines.layout import CycleLayout, read_json
 from pipelines.settings import load_params
 from pipelines.tracking import experiment_name, registered_model_name, tracking_uri
 
@@ -25,6 +25,14 @@ def run(args: argparse.Namespace) -> int:
     columns = ["cycle", "frames_labeled", "boxes_labeled", "cumulative_cost", "map50", "map50_95"]
     print(f"\n{params['dataset']['name']} / {params['strategy']['name']}")
     print(history[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    picked = read_json(CycleLayout.from_params(params).selection / "selection.json")
+    if picked:
+        print(f"\nqueries of cycle {picked['cycle']} ({picked['strategy']}): {picked['frames']} frames, "
+              f"{picked['predicted_boxes']} predicted boxes", end="")
+        if picked.get("close_window"):
+            window = picked["close_window"]
+            print(f", {picked['close_pairs']} pairs of frames within {window} frames of each other", end="")
+        print()
     uri = tracking_uri(params)
     print(f"\nMLflow: experiment {experiment_name(params)!r}, registered model {registered_model_name(params)!r}")
     if uri.startswith("sqlite:"):

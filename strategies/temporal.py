@@ -143,3 +143,12 @@ def blocked_ids(pool: ScoredPool, index: TemporalIndex | None, picked: np.ndarra
         return frozenset()
     near = np.setdiff1d(index.neighbours_of(picked, dt2), picked)
     return frozenset(str(f) for f in pool.frame_ids[near])
+
+
+def close_pairs(videos: np.ndarray, frames: np.ndarray, window: int) -> int:
+    """Pairs of selected frames of the same video at most ``window`` frames apart (stills never pair)."""
+    count = 0
+    for video in set(videos) - {""}:
+        numbers = np.sort(frames[videos == video])
+        count += int(sum(np.searchsorted(numbers, n + window, side="right") - i - 1 for i, n in enumerate(numbers)))
+    return count

@@ -45,7 +45,7 @@ def test_spread_over_seeds_is_the_standard_deviation():
 
 
 def test_close_pairs_counts_pairs_of_the_same_video_within_the_window():
-    from pipelines.benchmark import close_pairs
+    from strategies.temporal import close_pairs
 
     videos = np.array(["a", "a", "a", "b", "b", ""])
     frames = np.array([1, 4, 20, 4, 5, 1])

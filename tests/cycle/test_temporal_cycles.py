@@ -50,3 +50,10 @@ def test_a_frame_blocked_in_cycle_1_is_never_selected_in_cycle_2(video_cycles):
         near = {f"pedestrians/TUD-Campus/{m:06d}" for m in range(n - DT2, n + DT2 + 1) if m != n and 1 <= m <= 71}
         assert near <= blocked | set(store["frame_id"])
         assert all(abs(frames.loc[p, "frame"] - n) > DT2 for p in cycle2)
+
+
+def test_the_summary_reports_no_picks_within_dt1_of_each_other(video_cycles):
+    assert video_cycles.json("data/selection/selection.json")["close_pairs"] == 0
+    assert video_cycles.json("data/selection/selection.json")["close_window"] == DT1
+    out = video_cycles.run("alod summary").stdout
+    assert f"0 pairs of frames within {DT1} frames of each other" in out
