@@ -1,0 +1,59 @@
+"""Pool images from URLs: the same pixels as the local file, and a short reason when they cannot be read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backend.images import ImageLoadError, load_image
+from pipelines import remote_images
+from pipelines.remote_images import load_location
+from tests.scale.served import serve_folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, shared: Path) -> Path:
+    out = tmp_path_factory.mktemp("served")
+    src = sorted((shared / "data" / "coco128" / "images" / "val2017").glob("*.jpg"))[0]
+    (out / "frame.jpg").symlink_to(src)
+    (out / "broken.png").write_bytes(b"not a png")
+    return out
+
+
+def test_an_http_image_decodes_to_the_pixels_of_the_file(folder: Path) -> None:
+    with serve_folder(folder) as url:
+        np.testing.assert_array_equal(load_location(f"{url}/frame.jpg"), load_image(folder / "frame.jpg"))
+
+
+def test_unreadable_urls_give_short_reasons(folder: Path) -> None:
+    with serve_folder(folder) as url:
+        with pytest.raises(ImageLoadError, match="image not found") as missing:
+            load_location(f"{url}/nope.jpg")
+        assert missing.value.location == f"{url}/nope.jpg"
+        with pytest.raises(ImageLoadError, match="cannot decode image"):
+            load_location(f"{url}/broken.png")
+    with pytest.raises(ImageLoadError, match="unsupported URL scheme 'azure-blob'"):
+        load_location("azure-blob://container/frame.jpg")
+
+
+def test_a_local_path_is_read_as_before(folder: Path) -> None:
+    np.testing.assert_array_equal(load_location(str(folder / "frame.jpg")), load_image(folder / "frame.jpg"))
+
+
+def test_an_s3_url_goes_to_pyarrows_s3_client(monkeypatch) -> None:
+    """No object store here: an endpoint that refuses connections must become the frame's error, not a crash."""
+    for key, value in {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(key, value)
+    remote_images._filesystem.cache_clear()
+    with pytest.raises(ImageLoadError, match="object store read failed") as err:
+        load_location("s3://pool-bucket/frames/000001.jpg")
+    assert "pool-bucket" in str(err.value)
+    remote_images._filesystem.cache_clear()

@@ -1,0 +1,67 @@
+"""Training on several GPUs is ultralytics' own DDP: ``train.device: 0,1`` must reach it as the string "0,1"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from pipelines import yolo_ops
+from pipelines.settings import load_params
+
+
+@pytest.mark.parametrize("written", ["0,1", '"0,1"', "'0,1'"])
+def test_params_yaml_gives_the_device_list_as_a_string(tmp_path: Path, written: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(f"train:\n  device: {written}\n")
+    assert load_params(path, environ={})["train"]["device"] == "0,1"
+
+
+def test_the_environment_override_gives_the_same_string(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  device: auto\n")
+    params = load_params(path, environ={"ALOD__TRAIN__DEVICE": "0,1,2,3"})
+    assert params["train"]["device"] == "0,1,2,3"
+
+
+class FakeYOLO:
+    """Stands in for ultralytics.YOLO: records what `train` is called with."""
+
+    calls: list[dict] = []
+
+    def __init__(self, weights: str) -> None:
+        self.weights = weights
+
+    def add_callback(self, event: str, fn: object) -> None:
+        pass
+
+    def train(self, **kwargs: object) -> None:
+        FakeYOLO.calls.append(kwargs)
+        last = Path(str(kwargs["project"])) / str(kwargs["name"]) / "last.pt"
+        last.parent.mkdir(parents=True, exist_ok=True)
+        last.write_bytes(b"weights")
+        self.trainer = SimpleNamespace(last=last)
+
+
+@pytest.mark.parametrize(("device", "passed"), [("0,1", "0,1"), ("0,1,2,3", "0,1,2,3"), (0, 0), ("auto", None)])
+def test_train_yolo_hands_the_device_to_ultralytics_unchanged(tmp_path, monkeypatch, device, passed) -> None:
+    import ultralytics
+
+    monkeypatch.setattr(ultralytics, "YOLO", FakeYOLO)
+    FakeYOLO.calls.clear()
+    out = tmp_path / "model.pt"
+    yolo_ops.train_yolo(tmp_path / "data.yaml", "w.pt", out, tmp_path / "runs" / "c1", epochs=1, imgsz=64, batch=16,
+                        device=device)  # fmt: skip
+    assert FakeYOLO.calls[0]["device"] == passed
+    assert FakeYOLO.calls[0]["batch"] == 16  # ultralytics splits it across the GPUs (16 // 2 per rank)
+    assert out.read_bytes() == b"weights"
+
+
+@pytest.mark.skipif(torch.cuda.device_count() >= 2, reason="this machine has 2 GPUs: the DDP run would start")
+def test_ultralytics_itself_receives_the_two_gpu_request(tmp_path: Path, shared: Path) -> None:
+    """Without two GPUs, ultralytics' device check refuses the request and quotes the string it was given."""
+    with pytest.raises(ValueError, match=r"Invalid CUDA 'device=0,1' requested"):
+        yolo_ops.train_yolo(tmp_path / "data.yaml", str(shared / "weights" / "yolo11n-coco.pt"), tmp_path / "m.pt",
+                            tmp_path / "runs" / "c1", epochs=1, imgsz=64, batch=4, device="0,1")  # fmt: skip
