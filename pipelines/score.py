@@ -150,20 +150,7 @@ def score_frames(
         raise ValueError("frames has duplicate frame_id values")
     settings = scoring_settings(detector, conf, tta_flip, divergence_radius)
     meta = {"fingerprint": score_store.fingerprint(settings), "class_names": list(detector.names), **settings}
-    records = _records(frames, Path(root))
-    chunks = [records[i : i + chunk_size] for i in range(0, len(records), max(1, chunk_size))]
-    score_store.prepare_out_dir(out_dir)
-    paths = [score_store.shard_path(out_dir, k) for k in range(len(chunks))]
-    todo = [
-        k
-        for k, chunk in enumerate(chunks)
-        if not score_store.shard_is_done(paths[k], [r.frame_id for r in chunk], meta["fingerprint"])
-    ]
-    counts = {"boxes": 0, "errors": 0}
-    for k in sorted(set(range(len(chunks))) - set(todo)):
-        boxes, errors = score_store.shard_counts(paths[k])
-        counts["boxes"] += boxes
-        counts["errors"] += errors
+    records, chunks, paths, todo, counts = plan_shards(frames, Path(root), out_dir, chunk_size, meta["fingerprint"])
     bar = tqdm(total=len(records), unit="img", desc="score", disable=not progress, dynamic_ncols=True)
     bar.update(len(records) - sum(len(chunks[k]) for k in todo))
     batches = [(k, chunks[k][i : i + detector.batch]) for k in todo for i in range(0, len(chunks[k]), detector.batch)]
@@ -195,6 +182,30 @@ def score_frames(
     score_store.finish_out_dir(out_dir, len(chunks), summary)
     return summary
 
+
+
+def plan_shards(
+    frames: pd.DataFrame, root: Path, out_dir: Path, chunk_size: int, fingerprint: str
+) -> tuple[list[FrameRecord], list[list[FrameRecord]], list[Path], list[int], dict[str, int]]:
+    """The pool cut into shards: (records, chunks, shard paths, chunks still to score, counts of the finished).
+
+    Shared by both engines, so a run of either resumes from the shards the other wrote.
+    """
+    records = _records(frames, root)
+    chunks = [records[i : i + chunk_size] for i in range(0, len(records), max(1, chunk_size))]
+    score_store.prepare_out_dir(out_dir)
+    paths = [score_store.shard_path(out_dir, k) for k in range(len(chunks))]
+    todo = [
+        k
+        for k, chunk in enumerate(chunks)
+        if not score_store.shard_is_done(paths[k], [r.frame_id for r in chunk], fingerprint)
+    ]
+    counts = {"boxes": 0, "errors": 0}
+    for k in sorted(set(range(len(chunks))) - set(todo)):
+        boxes, errors = score_store.shard_counts(paths[k])
+        counts["boxes"] += boxes
+        counts["errors"] += errors
+    return records, chunks, paths, todo, counts
 
 def _records(frames: pd.DataFrame, root: Path) -> list[FrameRecord]:
     def text(name: str, default: str = "") -> Sequence[Any]:

@@ -42,7 +42,7 @@ from backend.detector import Detector, resolve_half
 from backend.images import ImageLoadError
 from pipelines import score_store
 from pipelines.remote_images import load_location
-from pipelines.score import _records, _score_batch, scoring_settings
+from pipelines.score import _score_batch, plan_shards, scoring_settings
 from pipelines.score_store import FrameRecord
 from pipelines.settings import resolve_path
 
@@ -164,20 +164,7 @@ def score_frames_ray(
     settings["fp16"] = resolve_half(half, torch.device("cuda" if gpus else "cpu"))  # the workers' precision
     meta = {"fingerprint": score_store.fingerprint(settings), "class_names": list(template.names), **settings}
 
-    records = _records(frames, Path(root))
-    chunks = [records[i : i + chunk_size] for i in range(0, len(records), max(1, chunk_size))]
-    score_store.prepare_out_dir(out_dir)
-    paths = [score_store.shard_path(out_dir, k) for k in range(len(chunks))]
-    todo = [
-        k
-        for k, chunk in enumerate(chunks)
-        if not score_store.shard_is_done(paths[k], [r.frame_id for r in chunk], meta["fingerprint"])
-    ]
-    counts = {"boxes": 0, "errors": 0}
-    for k in sorted(set(range(len(chunks))) - set(todo)):
-        boxes, errors = score_store.shard_counts(paths[k])
-        counts["boxes"] += boxes
-        counts["errors"] += errors
+    records, chunks, paths, todo, counts = plan_shards(frames, Path(root), out_dir, chunk_size, meta["fingerprint"])
 
     peak_rss: dict[str, float] = {}
     first_batch_s, first_batch_frames = None, 0  # actor start-up and the first batch: the fixed cost of a run
