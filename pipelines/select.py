@@ -43,7 +43,7 @@ CLOSE_WINDOW = 5  # frames: how near two picks of one video count as near-duplic
 
 def near_duplicate_picks(pool: ScoredPool, indices: np.ndarray, dt1: int) -> dict[str, int]:
     """Pairs of picks of the same video within dt1 frames (CLOSE_WINDOW without dt1): 0 under the temporal rule."""
-    if pool.videos is None or pool.frame_index is None:
+    if pool.videos is None or pool.frame_index is None or not any(pool.videos):  # still images only
         return {"close_window": 0, "close_pairs": 0}
     window = dt1 if dt1 > 0 else CLOSE_WINDOW
     videos = np.asarray(pool.videos[indices], dtype=object)

@@ -22,3 +22,8 @@ def test_without_dt1_the_window_is_the_default_and_a_still_never_pairs():
     picks = np.array([0, 2, 4])  # a/0 and a/9: 9 frames apart
     assert near_duplicate_picks(_video_pool(), picks, dt1=0) == {"close_window": CLOSE_WINDOW, "close_pairs": 0}
     assert near_duplicate_picks(_video_pool(), np.array([0, 1]), dt1=0)["close_pairs"] == 1
+
+
+def test_a_pool_of_still_images_reports_no_window():
+    stills = make_pool([[], []], videos=["", ""], frame_index=[0, 0])
+    assert near_duplicate_picks(stills, np.array([0, 1]), dt1=0) == {"close_window": 0, "close_pairs": 0}
