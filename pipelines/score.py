@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ def load_frames(manifest_dir: str | Path, split: str | None = None, limit: int |
 def run(args: argparse.Namespace, frames: pd.DataFrame | None = None) -> int:
     """Score ``frames`` (a manifest DataFrame) or the manifest rows the arguments select."""
     params = load_params()
-    score_cfg, det_cfg = params.get("score", {}), params.get("detector", {})
+    score_cfg = params.get("score", {})
     if frames is None:
         manifest = getattr(args, "manifest", None) or params["dataset"]["manifest_dir"]
         split = getattr(args, "split", None) or score_cfg.get("split")
@@ -80,18 +80,7 @@ def run(args: argparse.Namespace, frames: pd.DataFrame | None = None) -> int:
     if engine != "local":
         raise ValueError(f"score.engine must be 'local' or 'ray', got {engine!r}")
     detector = Detector.from_params(params, resolve_path(params, weights), **overrides)
-    tta = getattr(args, "tta_flip", None)
-    summary = score_frames(
-        frames,
-        detector,
-        resolve_path(params, getattr(args, "out", None) or score_cfg.get("out_dir", "data/scores")),
-        conf=float(det_cfg.get("conf_score", 0.05)),
-        tta_flip=bool(det_cfg.get("tta_flip", False) if tta is None else tta),
-        divergence_radius=det_cfg.get("divergence_radius", 1),
-        chunk_size=int(score_cfg.get("chunk_size", 64)),
-        root=Path(params["_root"]),
-        progress=not getattr(args, "no_progress", False),
-    )
+    summary = score_frames(frames, detector, **scoring_arguments(params, args))
     log.info(
         "scored %d frames (%d boxes, %d errors, %d shards reused) in %.1f s -> %s",
         summary["frames"],
@@ -102,6 +91,21 @@ def run(args: argparse.Namespace, frames: pd.DataFrame | None = None) -> int:
         summary["out_dir"],
     )
     return 0
+
+
+def scoring_arguments(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of `score_frames` (and of the Ray engine's twin) from params.yaml and the CLI."""
+    score_cfg, det_cfg = params.get("score", {}), params.get("detector", {})
+    tta = getattr(args, "tta_flip", None)
+    return {
+        "out_dir": resolve_path(params, getattr(args, "out", None) or score_cfg.get("out_dir", "data/scores")),
+        "conf": float(det_cfg.get("conf_score", 0.05)),
+        "tta_flip": bool(det_cfg.get("tta_flip", False) if tta is None else tta),
+        "divergence_radius": det_cfg.get("divergence_radius", 1),
+        "chunk_size": int(score_cfg.get("chunk_size", 64)),
+        "root": Path(params["_root"]),
+        "progress": not getattr(args, "no_progress", False),
+    }
 
 
 def scoring_settings(detector: Detector, conf: float, tta_flip: bool, divergence_radius: int | None) -> dict[str, Any]:
@@ -150,7 +154,8 @@ def score_frames(
         raise ValueError("frames has duplicate frame_id values")
     settings = scoring_settings(detector, conf, tta_flip, divergence_radius)
     meta = {"fingerprint": score_store.fingerprint(settings), "class_names": list(detector.names), **settings}
-    records, chunks, paths, todo, counts = plan_shards(frames, Path(root), out_dir, chunk_size, meta["fingerprint"])
+    plan = plan_shards(frames, Path(root), out_dir, chunk_size, meta["fingerprint"])
+    records, chunks, paths, todo, counts = plan.records, plan.chunks, plan.paths, plan.todo, plan.counts
     bar = tqdm(total=len(records), unit="img", desc="score", disable=not progress, dynamic_ncols=True)
     bar.update(len(records) - sum(len(chunks[k]) for k in todo))
     batches = [(k, chunks[k][i : i + detector.batch]) for k in todo for i in range(0, len(chunks[k]), detector.batch)]
@@ -167,30 +172,38 @@ def score_frames(
                 score_store.write_shard(paths[k], done.pop(k), meta)
     finally:
         bar.close()
-    seconds = time.perf_counter() - start
-    summary = {
-        "out_dir": str(out_dir),
-        "frames": len(records),
-        "shards": len(chunks),
-        "shards_reused": len(chunks) - len(todo),
-        "frames_scored": sum(len(chunks[k]) for k in todo),
-        "boxes": counts["boxes"],
-        "errors": counts["errors"],
-        "seconds": round(seconds, 3),
-        **meta,
-    }
+    summary = plan.summary(out_dir, time.perf_counter() - start, meta)
     score_store.finish_out_dir(out_dir, len(chunks), summary)
     return summary
 
 
 
-def plan_shards(
-    frames: pd.DataFrame, root: Path, out_dir: Path, chunk_size: int, fingerprint: str
-) -> tuple[list[FrameRecord], list[list[FrameRecord]], list[Path], list[int], dict[str, int]]:
-    """The pool cut into shards: (records, chunks, shard paths, chunks still to score, counts of the finished).
+@dataclass
+class ShardPlan:
+    """The pool cut into shards, and which of them are still to score. Shared by both engines, so a
+    run of either resumes from the shards the other wrote."""
 
-    Shared by both engines, so a run of either resumes from the shards the other wrote.
-    """
+    records: list[FrameRecord]
+    chunks: list[list[FrameRecord]]
+    paths: list[Path]
+    todo: list[int]
+    counts: dict[str, int]  # boxes and errors so far (the finished shards')
+
+    def summary(self, out_dir: Path, seconds: float, meta: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "out_dir": str(out_dir),
+            "frames": len(self.records),
+            "shards": len(self.chunks),
+            "shards_reused": len(self.chunks) - len(self.todo),
+            "frames_scored": sum(len(self.chunks[k]) for k in self.todo),
+            "boxes": self.counts["boxes"],
+            "errors": self.counts["errors"],
+            "seconds": round(seconds, 3),
+            **meta,
+        }
+
+
+def plan_shards(frames: pd.DataFrame, root: Path, out_dir: Path, chunk_size: int, fingerprint: str) -> ShardPlan:
     records = _records(frames, root)
     chunks = [records[i : i + chunk_size] for i in range(0, len(records), max(1, chunk_size))]
     score_store.prepare_out_dir(out_dir)
@@ -205,7 +218,8 @@ def plan_shards(
         boxes, errors = score_store.shard_counts(paths[k])
         counts["boxes"] += boxes
         counts["errors"] += errors
-    return records, chunks, paths, todo, counts
+    return ShardPlan(records, chunks, paths, todo, counts)
+
 
 def _records(frames: pd.DataFrame, root: Path) -> list[FrameRecord]:
     def text(name: str, default: str = "") -> Sequence[Any]:

@@ -42,9 +42,8 @@ from backend.detector import Detector, resolve_half
 from backend.images import ImageLoadError
 from pipelines import score_store
 from pipelines.remote_images import load_location
-from pipelines.score import _score_batch, plan_shards, scoring_settings
+from pipelines.score import _score_batch, plan_shards, scoring_arguments, scoring_settings
 from pipelines.score_store import FrameRecord
-from pipelines.settings import resolve_path
 
 log = logging.getLogger(__name__)
 
@@ -94,23 +93,16 @@ def run(args: argparse.Namespace, params: dict[str, Any], frames: pd.DataFrame, 
     device = str(overrides.pop("device", det_cfg.get("device", "auto")))
     # The driver's detector only describes the model (settings, class names): it runs nothing.
     template = Detector.from_params(params, weights, device="cpu", half=False, **overrides)
-    tta = getattr(args, "tta_flip", None)
     options = RayOptions.from_params(score_cfg)
     started = connect(options.address)
     try:
         summary = score_frames_ray(
             frames,
             template,
-            resolve_path(params, getattr(args, "out", None) or score_cfg.get("out_dir", "data/scores")),
-            conf=float(det_cfg.get("conf_score", 0.05)),
-            tta_flip=bool(det_cfg.get("tta_flip", False) if tta is None else tta),
-            divergence_radius=det_cfg.get("divergence_radius", 1),
-            chunk_size=int(score_cfg.get("chunk_size", 64)),
-            root=Path(params["_root"]),
+            **scoring_arguments(params, args),
             options=options,
             half=det_cfg.get("half", "auto"),
             use_gpu=None if device.lower() != "cpu" else False,
-            progress=not getattr(args, "no_progress", False),
         )
     finally:
         if started:
@@ -164,7 +156,8 @@ def score_frames_ray(
     settings["fp16"] = resolve_half(half, torch.device("cuda" if gpus else "cpu"))  # the workers' precision
     meta = {"fingerprint": score_store.fingerprint(settings), "class_names": list(template.names), **settings}
 
-    records, chunks, paths, todo, counts = plan_shards(frames, Path(root), out_dir, chunk_size, meta["fingerprint"])
+    plan = plan_shards(frames, Path(root), out_dir, chunk_size, meta["fingerprint"])
+    records, chunks, paths, todo, counts = plan.records, plan.chunks, plan.paths, plan.todo, plan.counts
 
     peak_rss: dict[str, float] = {}
     first_batch_s, first_batch_frames = None, 0  # actor start-up and the first batch: the fixed cost of a run
@@ -214,15 +207,7 @@ def score_frames_ray(
     finally:
         bar.close()
     summary = {
-        "out_dir": str(out_dir),
-        "frames": len(records),
-        "shards": len(chunks),
-        "shards_reused": len(chunks) - len(todo),
-        "frames_scored": sum(len(chunks[k]) for k in todo),
-        "boxes": counts["boxes"],
-        "errors": counts["errors"],
-        "seconds": round(time.perf_counter() - start, 3),
-        **meta,
+        **plan.summary(out_dir, time.perf_counter() - start, meta),
         "ray": {
             "workers": workers,
             "gpus_per_worker": gpus,
