@@ -49,6 +49,14 @@ _FULL_PASS_ABOVE = 12  # a straight pass once more than 1/12 of the points may m
 _CANDIDATE_FLOATS = 1 << 21  # candidates x d: the block read per pick stays in cache (8 MB)
 
 
+
+def in_metric_space(metric: str, v: np.ndarray) -> np.ndarray:
+    """Contiguous float32 rows whose euclidean distance is the metric's: unit rows for "cosine"."""
+    if metric == "cosine":
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        return np.ascontiguousarray(v / np.maximum(norms, 1e-12), dtype=np.float32)
+    return np.ascontiguousarray(v, dtype=np.float32)
+
 class BatchedKCenter:
     """Squared distances of every point to its nearest center; new centers wait for the next `flush`."""
 
@@ -57,7 +65,7 @@ class BatchedKCenter:
             raise ValueError(f"unknown metric {metric!r}; valid: ['euclidean', 'cosine']")
         self.metric = metric
         x = np.asarray(points, np.float32)
-        self.x = self._prepare(x if x.ndim == 2 else x.reshape(len(x), -1))
+        self.x = in_metric_space(self.metric, x if x.ndim == 2 else x.reshape(len(x), -1))
         n, self.d = self.x.shape
         self.sq = np.einsum("ij,ij->i", self.x, self.x)
         self.mind2 = np.full(n, np.inf, np.float32)
@@ -77,12 +85,6 @@ class BatchedKCenter:
         """(N,) distance of each point to its nearest flushed center (inf before any)."""
         return np.sqrt(np.maximum(self.mind2, 0))
 
-    def _prepare(self, v: np.ndarray) -> np.ndarray:
-        if self.metric == "cosine":
-            norms = np.linalg.norm(v, axis=1, keepdims=True)
-            return np.ascontiguousarray(v / np.maximum(norms, 1e-12), dtype=np.float32)
-        return np.ascontiguousarray(v, dtype=np.float32)
-
     def _push(self, vs: np.ndarray) -> np.ndarray:
         self.centers = np.concatenate([self.centers, vs])
         self.center_sq = np.concatenate([self.center_sq, np.einsum("ij,ij->i", vs, vs)])
@@ -94,7 +96,7 @@ class BatchedKCenter:
 
     def add_vectors(self, vectors: np.ndarray) -> None:
         v = np.asarray(vectors, np.float32)
-        self._push(self._prepare(v if v.ndim == 2 else v.reshape(len(v), -1)))
+        self._push(in_metric_space(self.metric, v if v.ndim == 2 else v.reshape(len(v), -1)))
 
     def flush(self) -> None:
         """Apply the centers added since the last flush to every point they can move closer."""

@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from strategies.approx_kcenter import BatchedKCenter, certified_cover
+from strategies.approx_kcenter import BatchedKCenter, certified_cover, in_metric_space
 from strategies.budget import Picker
 from strategies.registry import Context, register
 
@@ -49,7 +49,7 @@ class KCenter:
             raise ValueError(f"unknown metric {metric!r}; valid: ['euclidean', 'cosine']")
         self.metric = metric
         self.prune = prune
-        self.x = self._prepare(_as_matrix(points))
+        self.x = in_metric_space(self.metric, _as_matrix(points))
         n, d = self.x.shape
         self.sq = np.einsum("ij,ij->i", self.x, self.x)
         self.mind2 = np.full(n, np.inf, np.float32)
@@ -63,12 +63,6 @@ class KCenter:
     def mind(self) -> np.ndarray:
         """(N,) distance of each point to its nearest center (inf before any center)."""
         return np.sqrt(np.maximum(self.mind2, 0))
-
-    def _prepare(self, v: np.ndarray) -> np.ndarray:
-        if self.metric == "cosine":
-            norms = np.linalg.norm(v, axis=1, keepdims=True)
-            return np.ascontiguousarray(v / np.maximum(norms, 1e-12), dtype=np.float32)
-        return np.ascontiguousarray(v, dtype=np.float32)
 
     def _push(self, v: np.ndarray) -> int:
         if self.k == len(self._centers):
@@ -133,7 +127,7 @@ class KCenter:
 
     def add_vectors(self, vectors: np.ndarray, alive: np.ndarray | None = None) -> None:
         """Make outside vectors (e.g. labeled embeddings) centers."""
-        self._add(self._prepare(_as_matrix(vectors)), alive)
+        self._add(in_metric_space(self.metric, _as_matrix(vectors)), alive)
 
     def _add(self, vs: np.ndarray, alive: np.ndarray | None) -> None:
         if len(vs) == 0 or len(self.x) == 0:
