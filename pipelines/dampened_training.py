@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from pipelines.settings import configure_environment, disable_ultralytics_integrations
-from pipelines.yolo_ops import _device, _log_epoch
+from pipelines.settings import configure_environment
+from pipelines.yolo_ops import train_yolo
 
 configure_environment()  # before ultralytics is imported: its settings live in the project, not in ~
 from ultralytics.data.dataset import YOLODataset  # noqa: E402
@@ -230,19 +228,5 @@ def train_yolo_partial(
     device: Any = "auto", seed: int = 0, workers: int = 0, patience: int = 100,
 ) -> float:  # fmt: skip
     """`pipelines.yolo_ops.train_yolo` with `DampenedTrainer`: label files may weigh boxes (6th column)."""
-    disable_ultralytics_integrations()
-    from ultralytics import YOLO
-
-    started = time.time()
-    model = YOLO(weights)
-    model.add_callback("on_train_epoch_end", _log_epoch)
-    model.train(
-        trainer=DampenedTrainer, data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
-        device=_device(device), seed=seed, deterministic=True, project=str(work_dir.parent), name=work_dir.name,
-        exist_ok=True, val=False, plots=False, verbose=False, patience=patience,
-    )  # fmt: skip
-    out_model.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_model.with_name(f".{out_model.name}.tmp")
-    shutil.copy2(Path(model.trainer.last), tmp)
-    os.replace(tmp, out_model)
-    return time.time() - started
+    return train_yolo(data_yaml, weights, out_model, work_dir, epochs=epochs, imgsz=imgsz, batch=batch, device=device,
+                      seed=seed, workers=workers, patience=patience, trainer=DampenedTrainer)  # fmt: skip

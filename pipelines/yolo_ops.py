@@ -30,10 +30,11 @@ def _device(value: Any) -> Any:
 
 def train_yolo(
     data_yaml: Path, weights: str, out_model: Path, work_dir: Path, *, epochs: int, imgsz: int, batch: int,
-    device: Any = "auto", seed: int = 0, workers: int = 0, patience: int = 100,
+    device: Any = "auto", seed: int = 0, workers: int = 0, patience: int = 100, trainer: Any = None,
 ) -> float:  # fmt: skip
     """Fine-tune ``weights`` on ``data_yaml``; the last epoch's model replaces ``out_model`` atomically
-    only when training finished. Returns the seconds it took. Validation runs once, on the final epoch."""
+    only when training finished. Returns the seconds it took. Validation runs once, on the final epoch.
+    ``trainer``: an ultralytics trainer class instead of the default detection trainer."""
     disable_ultralytics_integrations()
     from ultralytics import YOLO
 
@@ -41,9 +42,9 @@ def train_yolo(
     model = YOLO(weights)
     model.add_callback("on_train_epoch_end", _log_epoch)
     model.train(
-        data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, workers=workers, device=_device(device),
-        seed=seed, deterministic=True, project=str(work_dir.parent), name=work_dir.name, exist_ok=True,
-        val=False, plots=False, verbose=False, patience=patience,
+        trainer=trainer, data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
+        device=_device(device), seed=seed, deterministic=True, project=str(work_dir.parent), name=work_dir.name,
+        exist_ok=True, val=False, plots=False, verbose=False, patience=patience,
     )  # fmt: skip
     out_model.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_model.with_name(f".{out_model.name}.tmp")
