@@ -38,7 +38,7 @@ demo: install
 	alod summary
 
 lint: install
-	$(VENV)/bin/ruff check backend strategies pipelines tests benchmarks
+	$(VENV)/bin/ruff check core backend strategies pipelines tests benchmarks
 
 test: lint
 	$(VENV)/bin/pytest -q --durations=15

@@ -22,12 +22,12 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from backend.config import BackendSettings
-from backend.fetch import ImageFetcher
-from backend.labels import LabelConfigError, check_label_config
 from backend.metrics import Metrics
-from backend.predictor import Predictor
 from backend.training import AnnotationCounter, TrainingRunner
+from core.backend_settings import BackendSettings
+from core.fetch import ImageFetcher
+from core.labels import LabelConfigError, check_label_config
+from core.predictor import Predictor
 
 log = logging.getLogger("alod.backend")
 

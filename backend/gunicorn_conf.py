@@ -29,7 +29,7 @@ def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
     """One metrics folder shared by this server's workers (summed by /metrics)."""
     if not os.environ.get("ALOD_METRICS_DIR"):
         os.environ["ALOD_METRICS_DIR"] = tempfile.mkdtemp(prefix="alod-metrics-")
-    # used when neither backend.torch_threads nor TORCH_THREADS is set (see backend/config.py)
+    # used when neither backend.torch_threads nor TORCH_THREADS is set (see core/backend_settings.py)
     os.environ["ALOD_DEFAULT_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, server.cfg.workers)))
 
 

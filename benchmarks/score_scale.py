@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/score_scale.py                  # 120 BCCD frames; k-center at 1e5 and 1e6 boxes
     .venv/bin/python benchmarks/score_scale.py --images 40 --sizes 20000 --picks 100   # a smoke run
 
-Scoring: the same frames through `pipelines.score.score_frames` (the local path) and through
-`pipelines.score_ray.score_frames_ray` with 1 and 2 workers on a local Ray (2 CPUs, 200 MB
+Scoring: the same frames through `pipelines.scoring.score.score_frames` (the local path) and through
+`pipelines.scoring.ray_engine.score_frames_ray` with 1 and 2 workers on a local Ray (2 CPUs, 200 MB
 object store), each in its own process so that peak memory (ru_maxrss) is that run's. Throughput is
 frames per second of the whole call; Ray also prints its steady rate (after the first batch, so
 without actor start-up). The ratios against the local path, measured in the same run, are what
@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.settings import REPO_ROOT, configure_environment  # noqa: E402
+from core.settings import REPO_ROOT, configure_environment  # noqa: E402
 from strategies.approx_kcenter import BatchedKCenter  # noqa: E402
 
 configure_environment()
@@ -58,20 +58,20 @@ def manifest(n: int):  # noqa: ANN201 - a pandas DataFrame
 
 def score_once(engine: str, workers: int, n: int, out: str) -> dict:
     """One scoring run in this process (the parent starts one process per run)."""
-    from backend.detector import Detector
+    from core.detector import Detector
 
     detector = Detector(WEIGHTS, device="cpu", imgsz=320, conf=0.05, batch=8)
     frames = manifest(n)
     start = time.perf_counter()
     if engine == "local":
-        from pipelines.score import score_frames
+        from pipelines.scoring.score import score_frames
 
         summary = score_frames(frames, detector, out, conf=0.05, chunk_size=CHUNK, progress=False)
         extra: dict = {}
     else:
         import ray
 
-        from pipelines.score_ray import RayOptions, score_frames_ray
+        from pipelines.scoring.ray_engine import RayOptions, score_frames_ray
 
         ray.init(
             num_cpus=2,
@@ -119,7 +119,7 @@ def bench_scoring(n: int) -> None:
             runs[name] = json.loads(done.stdout.strip().splitlines()[-1])
         pools = {}
         for name in runs:
-            from pipelines.score_store import read_scored_pool
+            from pipelines.scoring.store import read_scored_pool
 
             pools[name] = read_scored_pool(Path(tmp) / name.replace(" ", ""))
     if "local" not in runs:

@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipelines.settings import (  # noqa: E402
+from core.settings import (  # noqa: E402
     configure_environment,
     disable_ultralytics_integrations,
     load_params,
@@ -78,7 +78,7 @@ def settings(params: dict, args: argparse.Namespace) -> dict:
 
 def score_once(detector, paths: list[str], cfg: dict, out_dir: Path) -> tuple[float, float]:  # noqa: ANN001
     """(wall seconds, CPU seconds of this process) of one scoring pass."""
-    from pipelines.score import score_frames
+    from pipelines.scoring.score import score_frames
 
     start, cpu = time.perf_counter(), time.process_time()
     score_frames(
@@ -117,7 +117,7 @@ def throughput(params: dict, args: argparse.Namespace) -> None:
     disable_ultralytics_integrations()
     from ultralytics import YOLO
 
-    from backend.detector import Detector
+    from core.detector import Detector
 
     cfg = settings(params, args)
     paths = image_paths(params, args.source, args.images)
@@ -165,7 +165,7 @@ def rss_child(params: dict, args: argparse.Namespace) -> None:
     """Score ``--rss-child`` images in this fresh process and print its peak RSS as JSON."""
     configure_environment()
     disable_ultralytics_integrations()
-    from backend.detector import Detector
+    from core.detector import Detector
 
     cfg = settings(params, args)
     paths = image_paths(params, args.source, args.rss_child)

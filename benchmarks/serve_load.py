@@ -43,7 +43,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipelines.settings import configure_environment, load_params, resolve_path  # noqa: E402
+from core.settings import configure_environment, load_params, resolve_path  # noqa: E402
 
 DEFAULT_IMAGE = "../shared/data/coco128/images/train2017/000000000074.jpg"
 CONFIG = """<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">
@@ -76,8 +76,8 @@ def _bare_process(image_path: str, calls: int, torch_n: int, barrier, out) -> No
     import torch
 
     torch.set_num_threads(torch_n)
-    from backend.detector import Detector
-    from backend.images import load_image
+    from core.detector import Detector
+    from core.images import load_image
 
     params = load_params()
     detector = Detector.from_params(params)

@@ -14,19 +14,19 @@ import logging
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "import": ("pipelines.import_data", "import a dataset into the pool manifest"),
-    "write-yolo": ("pipelines.write_yolo", "write the manifest as a YOLO dataset ultralytics trains on"),
-    "score": ("pipelines.score", "one forward pass over the pool: boxes, class probabilities, embeddings"),
-    "seed": ("pipelines.seed", "simulation: the initial random labeled set, answered by the oracle"),
-    "export": ("pipelines.export", "stage: annotations so far -> this cycle's labeled snapshot"),
-    "train": ("pipelines.train", "stage: fine-tune YOLO on the labeled snapshot (MLflow run per cycle)"),
-    "evaluate": ("pipelines.evaluate", "stage: mAP on the test split, cost metrics, model registered"),
-    "select": ("pipelines.select", "stage: the configured strategy over the scored pool -> ranked queries"),
-    "push": ("pipelines.push", "stage: send the queries (simulation: the oracle answers them)"),
-    "summary": ("pipelines.summary", "print the table of cycles and where to open the MLflow UI"),
-    "benchmark": ("pipelines.benchmark", "strategies against random with the oracle: table, plots, savings"),
+    "import": ("pipelines.stages.import_data", "import a dataset into the pool manifest"),
+    "write-yolo": ("pipelines.stages.write_yolo", "write the manifest as a YOLO dataset ultralytics trains on"),
+    "score": ("pipelines.scoring.score", "one forward pass over the pool: boxes, class probabilities, embeddings"),
+    "seed": ("pipelines.stages.seed", "simulation: the initial random labeled set, answered by the oracle"),
+    "export": ("pipelines.stages.export", "stage: annotations so far -> this cycle's labeled snapshot"),
+    "train": ("pipelines.stages.train", "stage: fine-tune YOLO on the labeled snapshot (MLflow run per cycle)"),
+    "evaluate": ("pipelines.stages.evaluate", "stage: mAP on the test split, cost metrics, model registered"),
+    "select": ("pipelines.stages.select", "stage: the configured strategy over the scored pool -> ranked queries"),
+    "push": ("pipelines.stages.push", "stage: send the queries (simulation: the oracle answers them)"),
+    "summary": ("pipelines.stages.summary", "print the table of cycles and where to open the MLflow UI"),
+    "benchmark": ("pipelines.benchmark.harness", "strategies against random with the oracle: table, plots, savings"),
     "push-predictions": (
-        "pipelines.push_predictions",
+        "pipelines.labelstudio.push_predictions",
         "write predictions for a whole Label Studio project via the SDK",
     ),
 }

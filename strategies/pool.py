@@ -1,7 +1,7 @@
 """The data model that flows from scoring to selection to push.
 
 `ScoredPool` is what ONE forward pass over the candidate frames produces (see
-`pipelines.score`); every strategy reads it and returns a `Selection`. Boxes are
+`pipelines.scoring.score`); every strategy reads it and returns a `Selection`. Boxes are
 stored flat, CSR style: the boxes of image ``i`` are rows
 ``box_offsets[i]:box_offsets[i + 1]`` of every ``box_*`` array. Arrays only, so
 strategies stay pure functions that are easy to test with tiny constructed pools.

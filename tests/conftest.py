@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.settings import REPO_ROOT, configure_environment, load_params
+from core.settings import REPO_ROOT, configure_environment, load_params
 
 configure_environment()
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.settings import apply_env_overrides, load_params, resolve_path
 from pipelines.datasets.labelmap import LabelMap
-from pipelines.settings import apply_env_overrides, load_params, resolve_path
 
 
 def test_env_overrides_are_yaml_parsed_and_nested():

@@ -81,7 +81,7 @@ def _read(name: str, config: Mapping[str, Any], base: Path, builder: ManifestBui
         doc_root = path("document_root") if config.get("document_root") else None
         image_key = config.get("image_key", "image")
         if config.get("project"):  # a live project, through the SDK
-            from pipelines.labelstudio_project import client, connection, export_tasks
+            from pipelines.labelstudio.project import client, connection, export_tasks
 
             url, _, project = connection(dict(config))
             tasks = export_tasks(client(dict(config)), project)

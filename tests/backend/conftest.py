@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipelines.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 LS_VERSION = "1.23.2"
 MOTO_VERSION = "5.2.5"  # a local S3 (moto_server) for Label Studio's cloud storage, in the same venv

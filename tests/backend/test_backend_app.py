@@ -9,7 +9,7 @@ import time
 import pytest
 
 from backend.app import create_app
-from backend.config import BackendSettings
+from core.backend_settings import BackendSettings
 
 
 @pytest.fixture(scope="module")

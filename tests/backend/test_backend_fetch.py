@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from backend.fetch import ImageFetcher
-from backend.images import ImageLoadError, load_image
+from core.fetch import ImageFetcher
+from core.images import ImageLoadError, load_image
 
 IMAGE = "000000000094.jpg"
 

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import requests
 
-from backend.config import BackendSettings
-from backend.labels import build_label_map
-from backend.model_store import file_version
-from backend.scoring import pool_from_detections
+from core.backend_settings import BackendSettings
+from core.labels import build_label_map
+from core.model_store import file_version
+from core.scoring import pool_from_detections
 
 pytestmark = pytest.mark.slow
 
@@ -146,8 +146,8 @@ def test_stored_boxes_match_ultralytics_predict_with_labels_mapped(project, retr
 def test_data_manager_order_by_score_equals_the_strategy_ranking(
     project, retrieved, shared, file_server, params, expected_version, rect_config
 ):
-    from backend.detector import Detector
-    from backend.images import load_image
+    from core.detector import Detector
+    from core.images import load_image
     from strategies import Budget, CycleState, select
 
     ls = project["ls"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.labels import LabelConfigError, build_label_map, check_label_config
+from core.labels import LabelConfigError, build_label_map, check_label_config
 
 COCO_SUBSET = ("person", "bicycle", "car", "motorcycle", "bus", "truck", "dog", "Dog")
 

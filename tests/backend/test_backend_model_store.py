@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.config import BackendSettings
-from backend.model_store import ModelStore, file_version, find_weights, resolve
+from core.backend_settings import BackendSettings
+from core.model_store import ModelStore, file_version, find_weights, resolve
 
 COCO_WEIGHTS = "weights/yolo11n-coco.pt"
 BALL_WEIGHTS = "weights/yolov9t-ball.pt"
@@ -51,7 +51,7 @@ def test_malformed_registry_uris_are_refused(uri):
 
 
 def test_the_model_loads_once_and_a_new_file_version_is_swapped_in_without_a_restart(tmp_path, shared, params):
-    from backend.detector import Detector
+    from core.detector import Detector
 
     path = tmp_path / "model.pt"
     shutil.copy(shared / COCO_WEIGHTS, path)

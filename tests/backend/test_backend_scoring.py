@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from backend.detector import ImageDetections
-from backend.labels import build_label_map
-from backend.predictions import regions, task_prediction
-from backend.scoring import TaskScorer, pool_from_detections, to_ls_score
+from core.detector import ImageDetections
+from core.labels import build_label_map
+from core.predictions import regions, task_prediction
+from core.scoring import TaskScorer, pool_from_detections, to_ls_score
 from strategies import Budget, CycleState, select
 
 CLASSES = ("person", "car", "dog")

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.box_labelstudio import REVIEW_NOTE, RegionSchema, region_id
-from pipelines.box_labelstudio_sync import fetch_box_answers, push_box_queries
-from pipelines.partial_labels import QUERY_COLUMNS, XYXY, empty, labeling_cost, training_boxes
+from pipelines.boxlevel.partial_labels import QUERY_COLUMNS, XYXY, empty, labeling_cost, training_boxes
+from pipelines.labelstudio.box_queries import REVIEW_NOTE, RegionSchema, region_id
+from pipelines.labelstudio.box_sync import fetch_box_answers, push_box_queries
 
 pytestmark = pytest.mark.slow
 

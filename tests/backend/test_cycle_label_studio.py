@@ -9,9 +9,9 @@ import json
 import pandas as pd
 import pytest
 
+from core.settings import REPO_ROOT
 from pipelines.datasets import import_dataset
 from pipelines.datasets.readers.labelstudio import to_labelstudio_tasks
-from pipelines.settings import REPO_ROOT
 from tests.cycle.scratch import Repo, small_params
 
 pytestmark = pytest.mark.slow

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from core.settings import REPO_ROOT
 from pipelines.cli import main
-from pipelines.settings import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.benchmark_report import amount_to_reach, label_savings, summarize
+from pipelines.benchmark.report import amount_to_reach, label_savings, summarize
 
 
 def test_amount_to_reach_interpolates_the_first_crossing():
@@ -55,7 +55,7 @@ def test_close_pairs_counts_pairs_of_the_same_video_within_the_window():
 
 
 def test_paired_comparison_calls_a_consistent_large_gap_better_and_a_noisy_one_within_noise():
-    from pipelines.benchmark_report import paired_vs_baseline
+    from pipelines.benchmark.report import paired_vs_baseline
 
     rows = []
     for seed, base in enumerate((0.30, 0.40, 0.50)):

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.benchmark import Benchmark, BenchmarkConfig
-from pipelines.benchmark_boxes import BoxSettings
-from pipelines.settings import REPO_ROOT, load_params
+from core.settings import REPO_ROOT, load_params
+from pipelines.benchmark.boxes import BoxSettings
+from pipelines.benchmark.harness import Benchmark, BenchmarkConfig
 
 CONFIG = REPO_ROOT / "benchmarks/configs/smoke_boxes.yaml"
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    from pipelines.benchmark_report import write_report
+    from pipelines.benchmark.report import write_report
 
     out = tmp_path_factory.mktemp("boxbench")
     bench = Benchmark(BenchmarkConfig.load(CONFIG, {"out_dir": str(out / "runs")}), load_params())

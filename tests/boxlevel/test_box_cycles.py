@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import pipelines.benchmark_boxes as benchmark_boxes
-from pipelines.benchmark import BenchmarkConfig
-from pipelines.benchmark_boxes import run_box_strategy
+import pipelines.benchmark.boxes as benchmark_boxes
+from pipelines.benchmark.boxes import run_box_strategy
+from pipelines.benchmark.harness import BenchmarkConfig
 from pipelines.datasets import Manifest
 from pipelines.datasets.labelmap import LabelMap
 from strategies.pool import ScoredPool
@@ -126,7 +126,7 @@ def test_frames_with_an_answered_box_train_with_their_other_boxes_as_noisy_label
 
 
 def test_box_rows_carry_every_column_of_the_image_level_rows(tmp_path, trained):
-    from pipelines.benchmark import Benchmark
+    from pipelines.benchmark.harness import Benchmark
 
     bench = FakeBench(tmp_path)
     rows = run_box_strategy(bench, 0, "box_level", SPEC)

@@ -7,7 +7,7 @@ import copy
 import pandas as pd
 import pytest
 
-from pipelines.box_labelstudio import (
+from pipelines.labelstudio.box_queries import (
     REVIEW_NOTE,
     RegionSchema,
     answers_from_annotation,

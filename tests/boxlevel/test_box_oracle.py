@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipelines.box_oracle import answer_queries
-from pipelines.partial_labels import labeling_cost
+from pipelines.boxlevel.oracle import answer_queries
+from pipelines.boxlevel.partial_labels import labeling_cost
 
 # One image, two objects: a WBC (class 1) and a platelet (class 2).
 TRUTH = pd.DataFrame({

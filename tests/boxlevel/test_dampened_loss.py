@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipelines.dampened_training import WeightedDetectionLoss, weighted_criterion
+from pipelines.boxlevel.dampened_training import WeightedDetectionLoss, weighted_criterion
 
 
 @pytest.fixture(scope="module")

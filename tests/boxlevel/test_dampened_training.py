@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.dampened_training import WeightedDetectionLoss, _attach_weighted_loss
-from pipelines.partial_labels import write_weighted_yolo_dataset
+from pipelines.boxlevel.dampened_training import WeightedDetectionLoss, _attach_weighted_loss
+from pipelines.boxlevel.partial_labels import write_weighted_yolo_dataset
 
 
 def test_the_trainer_swaps_in_the_weighted_loss_after_set_up():
@@ -28,7 +28,7 @@ def test_one_epoch_on_weighted_labels_gives_a_model_any_yolo_loads(shared, tmp_p
     from ultralytics.data.utils import load_dataset_cache_file
     from ultralytics.nn.tasks import DetectionModel
 
-    from pipelines.dampened_training import train_yolo_partial
+    from pipelines.boxlevel.dampened_training import train_yolo_partial
 
     images = sorted((shared / "data/bccd/BCCD/JPEGImages").glob("*.jpg"))[:3]
     frames = pd.DataFrame({"frame_id": [p.stem for p in images], "image": [str(p) for p in images],

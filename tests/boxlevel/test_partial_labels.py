@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.partial_labels import (
+from pipelines.boxlevel.partial_labels import (
     ANSWER_COLUMNS,
     answered_frames,
     covered_boxes,

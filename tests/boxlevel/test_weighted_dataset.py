@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pipelines.dampened_training import WeightedYOLODataset, read_weighted_rows
+from pipelines.boxlevel.dampened_training import WeightedYOLODataset, read_weighted_rows
 
 # a.txt: a labeled class-0 box and a noisy class-2 box (weight 0.5); b.txt: ultralytics' standard format
 LABELS = {

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from pipelines.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 
 def small_params(shared: Path, seed_frames: int = 8, budget: int = 6) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.select import CLOSE_WINDOW, near_duplicate_picks
+from pipelines.stages.select import CLOSE_WINDOW, near_duplicate_picks
 from strategies.testing import make_pool
 
 

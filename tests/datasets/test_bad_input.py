@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import REPO_ROOT
 from pipelines.cli import main
 from pipelines.datasets import DatasetError, import_dataset
 from pipelines.datasets.images import image_size
-from pipelines.settings import REPO_ROOT
 
 BCCD_IMAGE = "data/bccd/BCCD/JPEGImages/BloodImage_00000.jpg"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.settings import REPO_ROOT
 from pipelines.datasets import import_dataset
-from pipelines.settings import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

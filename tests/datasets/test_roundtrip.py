@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.settings import REPO_ROOT
 from pipelines.datasets import import_dataset
 from pipelines.datasets.readers.labelstudio import to_labelstudio_tasks
-from pipelines.settings import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.settings import REPO_ROOT
 from pipelines.datasets import DatasetError, import_dataset
-from pipelines.settings import REPO_ROOT
 
 TUD = "data/mot/TUD-Campus"
 FRAMES = 12

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import yaml
 
+from core.settings import REPO_ROOT, disable_ultralytics_integrations
 from pipelines.datasets import import_dataset
 from pipelines.datasets.yolo_writer import safe_name, write_yolo_dataset
-from pipelines.settings import REPO_ROOT, disable_ultralytics_integrations
 
 
 @pytest.fixture(scope="module")

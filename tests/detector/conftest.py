@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.settings import configure_environment, disable_ultralytics_integrations
+from core.settings import configure_environment, disable_ultralytics_integrations
 
 configure_environment()
 
@@ -34,7 +34,7 @@ def coco_images(shared: Path) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def detector(coco_weights: Path):  # noqa: ANN201
-    from backend.detector import Detector
+    from core.detector import Detector
 
     return Detector(coco_weights, device="auto", imgsz=IMGSZ, conf=SCORE_CONF, batch=4)
 

@@ -1,4 +1,4 @@
-"""Specification of `backend.detector.Detector` on real weights and real images."""
+"""Specification of `core.detector.Detector` on real weights and real images."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from backend.detector import Detector, ImageDetections, resolve_device, resolve_half
-from backend.features import divergence_maps
-from backend.images import load_image
+from core.detector import Detector, ImageDetections, resolve_device, resolve_half
+from core.features import divergence_maps
+from core.images import load_image
 from strategies.spatial import divergence_map
 
 IMGSZ, SCORE_CONF = 320, 0.05

@@ -1,4 +1,4 @@
-"""Specification of `backend.images.load_image`: BGR uint8 arrays, or an error that names the file."""
+"""Specification of `core.images.load_image`: BGR uint8 arrays, or an error that names the file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from backend.images import ImageLoadError, load_image
+from core.images import ImageLoadError, load_image
 
 
 def test_a_jpeg_loads_as_bgr_uint8_like_opencv(bccd_images: list[Path]) -> None:

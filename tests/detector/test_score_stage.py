@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.detector import Detector
-from backend.images import load_image
+from core.detector import Detector
+from core.images import load_image
+from core.settings import REPO_ROOT
 from pipelines import cli
-from pipelines.score import score_frames
-from pipelines.score_store import read_score_errors, read_scored_pool, read_summary, shard_path
-from pipelines.settings import REPO_ROOT
+from pipelines.scoring.score import score_frames
+from pipelines.scoring.store import read_score_errors, read_scored_pool, read_summary, shard_path
 from strategies.pool import ScoredPool
 
 CONF = 0.05

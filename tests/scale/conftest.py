@@ -34,6 +34,6 @@ def coco_weights(shared: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def detector(coco_weights: Path):  # noqa: ANN201
-    from backend.detector import Detector
+    from core.detector import Detector
 
     return Detector(coco_weights, device="cpu", imgsz=IMGSZ, conf=SCORE_CONF, batch=4)

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.images import ImageLoadError, load_image
-from pipelines import remote_images
-from pipelines.remote_images import load_location
+from core import remote_images
+from core.images import ImageLoadError, load_image
+from core.remote_images import load_location
 from tests.scale.served import serve_folder
 
 

@@ -14,10 +14,10 @@ import pytest
 
 pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[scale]')")
 
-from pipelines import score  # noqa: E402
-from pipelines.score import score_frames  # noqa: E402
-from pipelines.score_ray import RayOptions, score_frames_ray  # noqa: E402
-from pipelines.score_store import read_score_errors, read_scored_pool, read_summary, shard_meta, shard_path  # noqa: E402
+from pipelines.scoring import score  # noqa: E402
+from pipelines.scoring.ray_engine import RayOptions, score_frames_ray  # noqa: E402
+from pipelines.scoring.score import score_frames  # noqa: E402
+from pipelines.scoring.store import read_score_errors, read_scored_pool, read_summary, shard_meta, shard_path  # noqa: E402
 from strategies import Budget, CycleState, select  # noqa: E402
 from tests.scale.served import serve_folder  # noqa: E402
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pipelines import yolo_ops
-from pipelines.settings import load_params
+from core.settings import load_params
+from pipelines.cycle import yolo_ops
 
 
 @pytest.mark.parametrize("written", ["0,1", '"0,1"', "'0,1'"])

@@ -1,0 +1,294 @@
+"""A YOLO detector that returns everything active learning needs from ONE forward pass.
+
+Per box: xyxy in pixels, confidence, class, the full class-probability vector and an
+embedding; per image: an embedding, the spatial-divergence map and, optionally, the
+boxes of a horizontally flipped second view. The `score` stage and the Label Studio
+backend's ``/predict`` both call `Detector.detect`, so they cannot disagree.
+
+Boxes equal ``YOLO(weights).predict(image, imgsz=..., conf=..., iou=..., max_det=...)``:
+the same AutoBackend, letterbox, NMS and ``scale_boxes`` are used. Images of one call
+are batched by shape, so a frame's result never depends on the other frames of the
+batch (ultralytics letterboxes mixed-shape batches to a square instead).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.features import (
+    box_embeddings,
+    class_maps,
+    content_box,
+    divergence_maps,
+    image_embedding,
+    level_shapes,
+)
+from core.settings import configure_environment, disable_ultralytics_integrations, resolve_path
+
+
+@dataclass(frozen=True)
+class ImageDetections:
+    """What one image yields. Box arrays share their first axis (K boxes, C classes)."""
+
+    width: int
+    height: int
+    xyxy: np.ndarray  # (K, 4) float32, pixels of the original image
+    conf: np.ndarray  # (K,) float32, equals probs.max(axis=1)
+    cls: np.ndarray  # (K,) int64
+    probs: np.ndarray  # (K, C) float32, independent sigmoid per class
+    embeddings: np.ndarray  # (K, Db) float32, unit norm; Db = 0 for formats without feature maps
+    image_embedding: np.ndarray  # (D,) float32, unit norm; D = 0 for formats without feature maps
+    divergence: np.ndarray | None = None  # (h, w) float32 on the finest grid, cropped to the image
+    flip_xyxy: np.ndarray | None = None  # (F, 4) boxes of the flipped view, in original coordinates
+    flip_conf: np.ndarray | None = None  # (F,)
+    flip_cls: np.ndarray | None = None  # (F,)
+    flip_probs: np.ndarray | None = None  # (F, C)
+
+    @property
+    def num_boxes(self) -> int:
+        return len(self.conf)
+
+
+def resolve_device(device: str | int | None = "auto") -> torch.device:
+    """``auto`` (or None/"") is the first CUDA GPU when present, else the CPU.
+
+    Goes through ultralytics' ``select_device``, as ``YOLO.predict`` does: on the CPU it also sets
+    torch's thread count the way predict does, so both compute the same numbers.
+    """
+    configure_environment()
+    from ultralytics.utils.torch_utils import select_device
+
+    wanted = "" if device is None or str(device).lower() in ("", "auto") else str(device)
+    return select_device(wanted, verbose=False)
+
+
+def resolve_half(half: bool | str | None, device: torch.device) -> bool:
+    """``auto``: fp16 on a GPU, fp32 on the CPU (fp16 convolutions on CPU are slow and lossy)."""
+    if half is None or str(half).lower() == "auto":
+        return device.type == "cuda"
+    if isinstance(half, str):
+        return half.lower() in ("1", "true", "yes", "on")
+    return bool(half)
+
+
+class Detector:
+    """Load the model once, then call `detect` per request or per pool batch (thread-safe)."""
+
+    def __init__(
+        self,
+        weights: str | Path | torch.nn.Module,
+        *,
+        device: str | int | None = "auto",
+        half: bool | str | None = "auto",
+        imgsz: int | Sequence[int] = 640,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 300,
+        batch: int = 8,
+        agnostic_nms: bool = False,
+    ) -> None:
+        configure_environment()
+        disable_ultralytics_integrations()
+        from ultralytics.nn.autobackend import AutoBackend
+        from ultralytics.utils.checks import check_imgsz
+
+        offline = os.environ.get("YOLO_OFFLINE", "").lower() in ("1", "true")
+        if isinstance(weights, (str, Path)) and not Path(weights).exists():
+            if offline or Path(weights).parent != Path("."):  # online, a bare name like yolo11n.pt downloads
+                raise FileNotFoundError(f"model weights not found: {weights}")
+        # AutoBackend fuses a module in place: never fuse the caller's model (YOLO.predict copies it too)
+        self.weights = copy.deepcopy(weights) if isinstance(weights, torch.nn.Module) else str(weights)
+        self.device = resolve_device(device)
+        # end2end=False: NMS-free heads (YOLO26, v10) fall back to their one-to-many head plus NMS,
+        # the only path that has per-box class-probability vectors (= predict(..., nms=True)).
+        self.model = AutoBackend(
+            model=self.weights,
+            device=self.device,
+            fp16=resolve_half(half, self.device),
+            fuse=True,
+            verbose=False,
+            end2end=False,
+        )
+        self.model.eval()
+        self.format: str = self.model.format
+        if self.model.end2end:
+            raise ValueError(
+                f"{weights}: an exported end-to-end (NMS-free) model has no class-probability vectors; "
+                "export it without NMS or use the .pt checkpoint"
+            )
+        if getattr(self.model, "task", "detect") not in (None, "detect"):
+            raise ValueError(f"{weights}: a {self.model.task} model, expected a detection model")
+        names = self.model.names
+        self.names: tuple[str, ...] = tuple(str(names[i]) for i in range(len(names)))
+        self.stride = int(self.model.stride)
+        fixed = hasattr(self.model, "imgsz") and not getattr(self.model, "dynamic", False)
+        self.imgsz: list[int] = check_imgsz(self.model.imgsz if fixed else imgsz, stride=self.stride, min_dim=2)
+        # ultralytics' predictor: minimal rectangle for PyTorch and dynamic exports, else a fixed square
+        self.rect = self.format == "pt" or (getattr(self.model, "dynamic", False) and self.format != "imx")
+        self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
+        self.batch = max(1, int(batch))
+        self.agnostic_nms = bool(agnostic_nms)
+        self._lock = threading.Lock()
+        self._feats: list[torch.Tensor] | None = None
+        self.strides: tuple[int, ...] = (8, 16, 32)
+        self.has_features = self.format == "pt" and hasattr(self.model.model, "model")
+        if self.has_features:
+            head = self.model.model.model[-1]
+            self.strides = tuple(int(s) for s in head.stride.tolist())
+            head.register_forward_pre_hook(self._capture_features)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], weights: str | Path | None = None, **overrides: Any) -> Detector:
+        """A detector configured by params.yaml's ``model`` and ``detector`` sections (conf = predict threshold)."""
+        det = params.get("detector", {})
+        kwargs: dict[str, Any] = {
+            "device": det.get("device", "auto"),
+            "half": det.get("half", "auto"),
+            "imgsz": params.get("model", {}).get("imgsz", 640),
+            "conf": det.get("conf_predict", 0.25),
+            "iou": det.get("iou", 0.7),
+            "max_det": det.get("max_det", 300),
+            "batch": det.get("batch", 8),
+            "agnostic_nms": det.get("agnostic_nms", False),
+        }
+        kwargs.update(overrides)
+        weights = weights or resolve_path(params, params["model"]["base_weights"])
+        return cls(weights, **kwargs)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    def _capture_features(self, module: torch.nn.Module, inputs: tuple[Any, ...]) -> None:
+        self._feats = list(inputs[0])
+
+    def detect(
+        self,
+        images: Sequence[np.ndarray],
+        conf: float | None = None,
+        tta_flip: bool = False,
+        divergence_radius: int | None = None,
+    ) -> list[ImageDetections]:
+        """Detections for BGR uint8 (H, W, 3) images, in order.
+
+        ``conf`` overrides the detector's threshold (scoring uses a low one). ``tta_flip`` adds
+        a horizontally flipped view (``flip_*`` fields); ``divergence_radius`` (an int) adds
+        the spatial-divergence map of `strategies.spatial.divergence_map`.
+        """
+        for i, image in enumerate(images):
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+                raise ValueError(f"image {i}: expected a non-empty (H, W, 3) uint8 BGR array, got {image.shape}")
+        groups: dict[tuple[int, ...] | None, list[int]] = defaultdict(list)
+        for i, image in enumerate(images):
+            groups[image.shape if self.rect else None].append(i)
+        results: list[ImageDetections | None] = [None] * len(images)
+        threshold = self.conf if conf is None else float(conf)
+        for indices in groups.values():
+            for start in range(0, len(indices), self.batch):
+                part = indices[start : start + self.batch]
+                batch = self._detect_batch([images[i] for i in part], threshold, tta_flip, divergence_radius)
+                for i, result in zip(part, batch, strict=True):
+                    results[i] = result
+        return results  # type: ignore[return-value]
+
+    def _letterbox(self, images: list[np.ndarray]) -> torch.Tensor:
+        """ultralytics' BasePredictor.preprocess for a list of same-shape images."""
+        from ultralytics.data.augment import LetterBox
+
+        letterbox = LetterBox(self.imgsz, auto=self.rect, stride=self.stride)
+        boxed = [letterbox(image=im) for im in images]
+        x = torch.from_numpy(boxed[0]).unsqueeze(0) if len(boxed) == 1 else torch.from_numpy(np.stack(boxed))
+        x = x.to(self.device).permute(0, 3, 1, 2).contiguous().flip(1)  # BHWC BGR -> BCHW RGB
+        return (x.half() if self.model.fp16 else x.float()).div_(255)
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        self._feats = None
+        raw = self.model(x)
+        raw = raw[0] if isinstance(raw, (list, tuple)) else raw
+        feats, self._feats = self._feats, None
+        return raw, feats
+
+    def _nms(self, raw: torch.Tensor, conf: float) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        from ultralytics.utils.nms import non_max_suppression
+
+        dets, keep = non_max_suppression(
+            raw, conf, self.iou, None, self.agnostic_nms, max_det=self.max_det, nc=0, return_idxs=True
+        )
+        return dets, [k.view(-1).long() for k in keep]
+
+    @torch.inference_mode()
+    def _detect_batch(
+        self, images: list[np.ndarray], conf: float, tta_flip: bool, radius: int | None
+    ) -> list[ImageDetections]:
+        from ultralytics.utils.ops import scale_boxes
+
+        n = len(images)
+        with self._lock:
+            x = self._letterbox(images)
+            raw, feats = self._forward(torch.cat((x, x.flip(-1))) if tta_flip else x)
+        dets, keep = self._nms(raw, conf)
+        in_shape = tuple(x.shape[2:])
+        nc = self.num_classes
+        embeddings = (
+            box_embeddings([f[:n] for f in feats], [d[:, :4] for d in dets[:n]], self.strides)
+            if feats is not None
+            else [torch.zeros((len(d), 0)) for d in dets[:n]]
+        )
+        grids = level_shapes(in_shape, self.strides, raw.shape[-1]) if radius is not None else None
+        divergence = divergence_maps(class_maps(raw[:n, 4 : 4 + nc], grids), radius) if grids else None
+
+        results = []
+        for b, image in enumerate(images):
+            h0, w0 = image.shape[:2]
+            det = dets[b]
+            probs = raw[b, 4 : 4 + nc, keep[b]].T
+            xyxy = scale_boxes(in_shape, det[:, :4].clone(), (h0, w0))
+            region = content_box(in_shape, (h0, w0))
+            fields: dict[str, Any] = {}
+            if feats is not None:
+                fields["image_embedding"] = image_embedding(feats[-1][b], region, self.strides[-1])
+            else:
+                fields["image_embedding"] = np.zeros(0, np.float32)
+            if divergence is not None:
+                fields["divergence"] = self._crop_to_image(divergence[b], region)
+            if tta_flip:
+                fdet = dets[n + b]
+                boxes = fdet[:, :4].clone()
+                boxes[:, [0, 2]] = in_shape[1] - fdet[:, [2, 0]]  # un-flip in the letterboxed frame
+                fields["flip_xyxy"] = _np(scale_boxes(in_shape, boxes, (h0, w0)))
+                fields["flip_conf"] = _np(fdet[:, 4])
+                fields["flip_cls"] = fdet[:, 5].long().cpu().numpy()
+                fields["flip_probs"] = _np(raw[n + b, 4 : 4 + nc, keep[n + b]].T).reshape(-1, nc)
+            results.append(
+                ImageDetections(
+                    width=w0,
+                    height=h0,
+                    xyxy=_np(xyxy).reshape(-1, 4),
+                    conf=_np(det[:, 4]),
+                    cls=det[:, 5].long().cpu().numpy(),
+                    probs=_np(probs).reshape(-1, nc),
+                    embeddings=_np(embeddings[b]),
+                    **fields,
+                )
+            )
+        return results
+
+    def _crop_to_image(self, grid_map: torch.Tensor, region: tuple[int, int, int, int]) -> np.ndarray:
+        """The cells of a finest-grid map that cover the image (letterbox padding cut away)."""
+        s = min(self.strides)
+        top, left, bottom, right = region
+        return _np(grid_map[top // s : -(-bottom // s), left // s : -(-right // s)]).copy()
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.float().cpu().numpy()

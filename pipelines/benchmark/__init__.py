@@ -1,0 +1,1 @@
+"""The strategy comparison harness: cycles over seeds, reports, paired tests, label savings."""

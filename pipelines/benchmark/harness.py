@@ -1,0 +1,225 @@
+"""`alod benchmark`: strategies against random on real data, the papers' protocol.
+
+For each seed: one random initial labeled set shared by every strategy; then K cycles of
+train -> evaluate on the fixed test split -> score the pool -> select -> the oracle answers.
+Training, evaluation and scoring are cached by *lineage* (seed + the labeled batches so far), so
+strategies whose labeled sets coincide (all of them at cycle 0) share one model and one scored
+pool. Every step is written to disk as it finishes: an interrupted benchmark resumes where it
+stopped. Results: `results.csv` plus the report (`alod benchmark --report-only` redraws it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from core.settings import load_params, resolve_path
+from pipelines.cycle.layout import read_json, write_json
+from pipelines.cycle.oracle import initial_frames
+from pipelines.cycle.yolo_ops import train_yolo, validate_yolo, validation_frames
+from pipelines.datasets import Manifest, import_dataset
+from pipelines.datasets.yolo_writer import write_yolo_dataset
+from strategies.pool import Budget, CycleState
+from strategies.registry import select
+from strategies.temporal import close_pairs
+
+log = logging.getLogger("alod.benchmark")
+
+
+@dataclass
+class BenchmarkConfig:
+    name: str
+    dataset: str
+    strategies: dict[str, dict[str, Any]]  # label -> {name, params}
+    seeds: list[int]
+    cycles: int
+    initial_frames: int
+    budget: dict[str, Any]
+    epochs: int = 5
+    imgsz: int = 320
+    batch: int = 16
+    warm_start: str = "previous"  # previous | base
+    pool_split: str = "train"
+    test_split: str = "test"
+    val_split: str = "val"
+    val_limit: int = 16
+    pool_limit: int | None = None
+    test_limit: int | None = None
+    device: str = "auto"
+    weights: str | None = None  # default: model.base_weights
+    out_dir: str = "benchmarks/runs"
+    report_dir: str | None = None  # default: docs/benchmarks/<name>
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, overrides: dict[str, Any] | None = None) -> BenchmarkConfig:
+        data = {**yaml.safe_load(path.read_text()), **(overrides or {})}
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown benchmark settings {unknown}; valid: {sorted(known)}")
+        return cls(**data)
+
+    def train_key(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("epochs", "imgsz", "batch", "warm_start", "val_limit", "weights")}
+
+
+class Benchmark:
+    def __init__(self, cfg: BenchmarkConfig, params: dict[str, Any]) -> None:
+        self.cfg, self.params = cfg, params
+        self.root = Path(params["_root"])
+        self.out = resolve_path(params, cfg.out_dir) / cfg.name  # type: ignore[operator]
+        self.manifest = self._manifest()
+        self.weights = str(resolve_path(params, cfg.weights or params["model"]["base_weights"]))
+        self.boxes_of = self.manifest.boxes.groupby("frame_id").size().to_dict()
+
+    def _manifest(self) -> Manifest:
+        folder = self.out / "manifest"
+        if not (folder / "frames.parquet").exists():
+            config = self.params["datasets"][self.cfg.dataset]
+            manifest, import_log = import_dataset(self.cfg.dataset, config, self.root)
+            manifest.save(folder)
+            log.info("imported %s: %s", self.cfg.dataset, import_log.summary())
+        return Manifest.load(folder)
+
+    # -- one lineage step: train, evaluate, score (cached on disk) ------------------------------
+    def lineage_dir(self, seed: int, batches: list[list[str]]) -> Path:
+        key = json.dumps([seed, self.cfg.train_key(), [sorted(b) for b in batches]], sort_keys=True)
+        return self.out / "steps" / hashlib.sha1(key.encode()).hexdigest()[:16]
+
+    def step(self, seed: int, batches: list[list[str]]) -> Path:
+        folder = self.lineage_dir(seed, batches)
+        if not (folder / "eval.json").exists():
+            self._train_and_evaluate(folder, seed, batches)
+        return folder
+
+    def _train_and_evaluate(self, folder: Path, seed: int, batches: list[list[str]]) -> None:
+        cfg, frames = self.cfg, self.manifest.frames
+        labeled = [f for b in batches for f in b]
+        train = frames[frames["frame_id"].isin(set(labeled))]
+        val = validation_frames(frames, train, cfg.val_split, cfg.val_limit)
+        boxes = self.manifest.boxes_of([*labeled, *val["frame_id"]])
+        data = write_yolo_dataset(folder / "data", self.manifest.labels.names, {"train": train, "val": val}, boxes,
+                                  self.root)  # fmt: skip
+        start = self.weights
+        if cfg.warm_start == "previous" and len(batches) > 1:
+            start = str(self.step(seed, batches[:-1]) / "model.pt")
+        seconds = train_yolo(data, start, folder / "model.pt", folder / "train", epochs=cfg.epochs, imgsz=cfg.imgsz,
+                             batch=cfg.batch, device=cfg.device, seed=seed)  # fmt: skip
+        test = frames[frames["split"] == cfg.test_split]
+        if cfg.test_limit:
+            test = test.head(cfg.test_limit)
+        test_yaml = write_yolo_dataset(folder / "test", self.manifest.labels.names, {"val": test},
+                                       self.manifest.boxes_of(test["frame_id"]), self.root)  # fmt: skip
+        quality = validate_yolo(folder / "model.pt", test_yaml, self.manifest.labels.names, folder / "val",
+                                imgsz=cfg.imgsz, device=cfg.device)  # fmt: skip
+        write_json(folder / "eval.json", {**quality, "train_seconds": round(seconds, 1), "frames": len(labeled)})
+
+    def scored_pool(self, folder: Path):
+        from core.detector import Detector
+        from pipelines.scoring.score import score_frames
+        from pipelines.scoring.store import read_scored_pool, read_summary
+
+        scores = folder / "scores"
+        if read_summary(scores) is None:
+            pool = self.manifest.frames[self.manifest.frames["split"] == self.cfg.pool_split]
+            if self.cfg.pool_limit:
+                pool = pool.head(self.cfg.pool_limit)
+            detector = Detector.from_params(self.params, folder / "model.pt", device=self.cfg.device)
+            det = self.params["detector"]
+            score_frames(pool.reset_index(drop=True), detector, scores, conf=float(det["conf_score"]),
+                         tta_flip=bool(det.get("tta_flip", False)), divergence_radius=det.get("divergence_radius", 1),
+                         root=self.root, progress=False)  # fmt: skip
+        return read_scored_pool(scores)
+
+    # -- one strategy over one seed, resumable ---------------------------------------------------
+    def run_strategy(self, seed: int, label: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
+        if spec.get("level") == "box":  # box-level queries: docs/box_level.md
+            from pipelines.benchmark.boxes import run_box_strategy
+
+            return run_box_strategy(self, seed, label, spec)
+        state_file = self.out / "state" / f"seed{seed}" / f"{label}.json"
+        state = read_json(state_file) or {
+            "batches": [initial_frames(self.manifest, self.cfg.initial_frames, seed, self.cfg.pool_split)],  # fmt: skip
+            "blocked": [],
+            "rows": [],
+        }
+        while len(state["rows"]) <= self.cfg.cycles:
+            cycle = len(state["rows"])
+            folder = self.step(seed, state["batches"])
+            quality = read_json(folder / "eval.json")
+            labeled = [f for b in state["batches"] for f in b]
+            row = {"seed": seed, "strategy": label, "cycle": cycle, "frames": len(labeled),
+                   "boxes": int(sum(self.boxes_of.get(f, 0) for f in labeled)),
+                   "map50": quality["map50"], "map50_95": quality["map50_95"],
+                   "train_seconds": quality["train_seconds"],
+                   **{f"ap50_95.{k}": v for k, v in quality["per_class_ap50_95"].items()}}  # fmt: skip
+            if cycle < self.cfg.cycles and len(state["batches"]) == cycle + 1:
+                picks, blocked = self._select(seed, cycle, spec, folder, labeled, state["blocked"])
+                row.update(self._selection_stats(picks))
+                state["batches"].append(picks)
+                state["blocked"] = sorted(set(state["blocked"]) | blocked)
+            state["rows"].append(row)
+            write_json(state_file, state)
+            log.info("seed %d %-22s cycle %d: %4d frames %5d boxes  mAP50-95 %.3f", seed, label, cycle,
+                     row["frames"], row["boxes"], row["map50_95"])  # fmt: skip
+        return state["rows"]
+
+    def _select(self, seed, cycle, spec, folder, labeled, blocked) -> tuple[list[str], set[str]]:
+        pool = self.scored_pool(folder)
+        counts = np.bincount(self.manifest.boxes_of(labeled)["class_id"].astype(int),
+                             minlength=pool.num_classes)[: pool.num_classes]  # fmt: skip
+        state = CycleState(cycle=cycle, labeled=frozenset(labeled), labeled_class_counts=counts,
+                           blocked=frozenset(blocked))  # fmt: skip
+        budget = Budget(**{k: v for k, v in (spec.get("budget") or self.cfg.budget).items() if v is not None})
+        selection = select(spec["name"], pool, budget, state, seed=seed * 1000 + cycle, **(spec.get("params") or {}))
+        return selection.frame_ids(pool), set(selection.blocked)
+
+    def _selection_stats(self, picks: list[str]) -> dict[str, Any]:
+        boxes = self.manifest.boxes_of(picks)
+        per_class = boxes["label"].value_counts()
+        frames = self.manifest.frames.set_index("frame_id").loc[picks]
+        window = int(self.cfg.extra.get("close_window", 5))
+        return {"selected_frames": len(picks), "selected_boxes": len(boxes),
+                "close_pairs": close_pairs(frames["video"].to_numpy(), frames["frame"].to_numpy(), window),
+                **{f"selected.{n}": int(per_class.get(n, 0)) for n in self.manifest.labels.names}}  # fmt: skip
+
+    def run(self) -> pd.DataFrame:
+        rows = []
+        for seed in self.cfg.seeds:
+            for label, spec in self.cfg.strategies.items():
+                rows.extend(self.run_strategy(seed, label, spec))
+        results = pd.DataFrame(rows)
+        results.to_csv(self.out / "results.csv", index=False)
+        return results
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="benchmark settings (YAML), e.g. benchmarks/configs/bccd.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting (YAML value), e.g. --set seeds=[0] --set cycles=1")  # fmt: skip
+    parser.add_argument("--report-only", action="store_true", help="redraw the report from results.csv")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipelines.benchmark.report import log_to_mlflow, write_report
+
+    params = load_params()
+    overrides = {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in args.set)}
+    cfg = BenchmarkConfig.load(Path(args.config), overrides)
+    bench = Benchmark(cfg, params)
+    results = pd.read_csv(bench.out / "results.csv") if args.report_only else bench.run()
+    report = resolve_path(params, cfg.report_dir or f"docs/benchmarks/{cfg.name}")
+    write_report(results, cfg, report, bench.manifest.labels.names)  # type: ignore[arg-type]
+    run_id = log_to_mlflow(results, cfg, params, report)  # type: ignore[arg-type]
+    log.info("report written to %s; MLflow parent run %s", report, run_id)
+    return 0

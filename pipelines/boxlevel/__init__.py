@@ -1,0 +1,1 @@
+"""Box-level queries: partial labels, the box oracle, dampened noisy-label training."""

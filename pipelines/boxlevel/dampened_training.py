@@ -1,0 +1,232 @@
+"""Training on partial labels: noisy boxes count with a dampened loss (lambda_d) instead of fully.
+
+How a box's weight reaches the loss (ultralytics 8.4.190):
+
+1. `WeightedYOLODataset` reads an optional 6th column (the weight) from YOLO label files; standard
+   5-column files read as weight 1 (`pipelines.boxlevel.partial_labels.write_weighted_yolo_dataset`).
+2. Augmentations drop, concatenate and reorder boxes, indexing ``cls`` and ``instances`` together.
+   So the weight rides along as a second ``cls`` column from `update_labels_info` until
+   `SplitWeights`, just before `Format`, moves it to ``labels["weights"]``; `collate_fn` batches it.
+3. `WeightedDetectionLoss` assigns targets to anchors exactly as `v8DetectionLoss` does, then
+   multiplies each foreground anchor's classification and box (IoU, DFL) terms by the weight of
+   its target. The normaliser (sum of target scores) is unweighted, so a target's contribution to
+   the loss is linear in its weight: weight 1 is the stock loss, 0 ignores the box, 0.5 halves it.
+
+`DampenedTrainer` uses the dataset for training (validation stays stock) and attaches the loss
+after set-up; checkpoints hold a stock `DetectionModel` (the trainer strips the criterion), so
+models trained here load anywhere. `train_yolo_partial` mirrors `pipelines.cycle.yolo_ops.train_yolo`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.settings import configure_environment
+from pipelines.cycle.yolo_ops import train_yolo
+
+configure_environment()  # before ultralytics is imported: its settings live in the project, not in ~
+from ultralytics.data.dataset import YOLODataset  # noqa: E402
+from ultralytics.data.utils import check_image, verify_image_label  # noqa: E402
+from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
+from ultralytics.utils import DEFAULT_CFG, colorstr  # noqa: E402
+from ultralytics.utils.loss import E2ELoss, v8DetectionLoss  # noqa: E402
+from ultralytics.utils.tal import make_anchors  # noqa: E402
+from ultralytics.utils.torch_utils import unwrap_model  # noqa: E402
+
+log = logging.getLogger("alod.yolo")
+
+
+# -- labels with weights -----------------------------------------------------------------------
+def read_weighted_rows(lb_file: str) -> np.ndarray | None:
+    """(n, 6) class, x, y, w, h, weight of a label file with a 6-column line; None for standard files."""
+    if not os.path.isfile(lb_file):
+        return None
+    with open(lb_file, encoding="utf-8-sig") as f:
+        rows = [line.split() for line in f.read().strip().splitlines() if line.strip()]
+    if not any(len(r) == 6 for r in rows):
+        return None
+    if any(len(r) not in (5, 6) for r in rows):
+        raise ValueError(f"{lb_file}: a weighted label file has 5 or 6 values per line (class x y w h [weight])")
+    return np.array([[*r, "1"] if len(r) == 5 else r for r in rows], dtype=np.float32)
+
+
+def verify_weighted_label(args: tuple) -> list:
+    """ultralytics' `verify_image_label` result plus the file's weights (None when all weigh 1)."""
+    im_file, lb_file, prefix, _keypoint, num_cls, _nkpt, _ndim, single_cls = args
+    try:
+        rows = read_weighted_rows(lb_file)
+        if rows is None:
+            return [*verify_image_label(args), None]
+        msg, shape = check_image(im_file)
+        lb, weights = rows[:, :5], rows[:, 5]
+        assert (lb[:, 1:] <= 1.01).all() and (lb[:, 1:] >= -0.01).all(), "non-normalized or out of bounds coordinates"
+        assert (lb[:, 0] % 1 == 0).all() and (single_cls or lb[:, 0].max() < num_cls), "bad class index"
+        assert ((weights >= 0) & (weights <= 1)).all(), f"weights must be in [0, 1]: {weights.min()}..{weights.max()}"
+        return [im_file, lb, shape, [], None, 0, 1, 0, 0, f"{prefix}{msg}" if msg else "", weights]
+    except Exception as e:  # the stock scan's contract: a bad pair is reported and skipped
+        return [None] * 5 + [0, 0, 0, 1, f"{prefix}{im_file}: ignoring corrupt image/label: {e}", None]
+
+
+class SplitWeights:
+    """Moves the weight column that rode along in ``cls`` to ``labels["weights"]`` (before Format)."""
+
+    def __call__(self, labels: dict[str, Any]) -> dict[str, Any]:
+        cls = np.asarray(labels["cls"])
+        if cls.ndim != 2 or cls.shape[1] != 2:
+            raise ValueError(f"expected cls with a weight column (n, 2), got {cls.shape}: an augmentation rebuilt cls")
+        labels["weights"] = torch.from_numpy(np.ascontiguousarray(cls[:, 1], dtype=np.float32))
+        labels["cls"] = np.ascontiguousarray(cls[:, :1])
+        return labels
+
+
+class WeightedYOLODataset(YOLODataset):
+    """YOLODataset whose labels carry ``weights`` (n,) from an optional 6th label column."""
+
+    def verify_args(self) -> tuple:
+        _, iterable = super().verify_args()
+        return verify_weighted_label, iterable
+
+    def result_to_label(self, result: list) -> tuple:
+        label, *counts = super().result_to_label(result[:10])
+        if label is not None:
+            weights = result[10]
+            label["weights"] = np.ones(len(label["cls"]), np.float32) if weights is None else weights
+        return (label, *counts)
+
+    def get_cache_hash(self) -> str:
+        return super().get_cache_hash() + "-weighted"  # never share a cache with the stock dataset
+
+    def update_labels(self, include_class: list[int] | None) -> None:
+        if include_class is not None:
+            wanted = np.array(include_class).reshape(1, -1)
+            for label in self.labels:
+                label["weights"] = label["weights"][(label["cls"] == wanted).any(1)]
+        super().update_labels(include_class)
+
+    def update_labels_info(self, label: dict[str, Any]) -> dict[str, Any]:
+        weights = label.pop("weights")
+        label = super().update_labels_info(label)
+        label["cls"] = np.concatenate([label["cls"].reshape(-1, 1), weights.reshape(-1, 1)], axis=1)
+        return label
+
+    def build_transforms(self, hyp: Any) -> Any:
+        transforms = super().build_transforms(hyp)
+        transforms.insert(-1, SplitWeights())  # the last transform is Format
+        return transforms
+
+    @staticmethod
+    def collate_fn(batch: list[dict]) -> dict:
+        weights = [b.pop("weights") for b in batch]
+        out = YOLODataset.collate_fn(batch)
+        out["weights"] = torch.cat(weights, 0)
+        return out
+
+
+# -- the loss ------------------------------------------------------------------------------------
+class WeightedDetectionLoss(v8DetectionLoss):
+    """`v8DetectionLoss` with a weight per target (``batch["weights"]``; without it, the stock loss)."""
+
+    def get_assigned_targets_and_loss(self, preds: dict[str, torch.Tensor], batch: dict[str, Any], **assign_kwargs):
+        if batch.get("weights") is None:
+            return super().get_assigned_targets_and_loss(preds, batch, **assign_kwargs)
+        # The body of v8DetectionLoss.get_assigned_targets_and_loss (8.4.190); changes marked "weight".
+        loss = torch.zeros(3, device=self.device)  # box, cls, dfl
+        pred_distri = preds["boxes"].permute(0, 2, 1).contiguous()
+        pred_scores = preds["scores"].permute(0, 2, 1).contiguous()
+        anchor_points, stride_tensor = make_anchors(preds["feats"], self.stride, 0.5)
+        dtype, batch_size = pred_scores.dtype, pred_scores.shape[0]
+        imgsz = torch.tensor(preds["feats"][0].shape[2:], device=self.device, dtype=dtype) * self.stride[0]
+
+        weights = batch["weights"].view(-1, 1).to(batch["bboxes"].dtype)  # weight: one more target column
+        targets = torch.cat((batch["batch_idx"].view(-1, 1), batch["cls"].view(-1, 1), batch["bboxes"], weights), 1)
+        targets = self.preprocess(targets.to(self.device), batch_size, scale_tensor=imgsz[[1, 0, 1, 0]])
+        gt_labels, gt_bboxes, gt_weights = targets.split((1, 4, 1), 2)
+        mask_gt = gt_bboxes.sum(2, keepdim=True).gt_(0.0)
+        pred_bboxes = self.bbox_decode(anchor_points, pred_distri)  # xyxy, (b, h*w, 4)
+        _, target_bboxes, target_scores, fg_mask, target_gt_idx = self.assigner(
+            pred_scores.detach().sigmoid(),
+            (pred_bboxes.detach() * stride_tensor).type(gt_bboxes.dtype),
+            anchor_points * stride_tensor,
+            gt_labels,
+            gt_bboxes,
+            mask_gt,
+            **assign_kwargs,
+        )
+        target_scores_sum = target_scores.sum().clamp_(min=1)  # weight: unweighted, so the loss is linear in weights
+
+        # weight: each foreground anchor takes its target's weight; background anchors keep 1
+        anchor_weight = torch.ones_like(fg_mask, dtype=dtype)
+        if gt_weights.shape[1]:
+            assigned = gt_weights.squeeze(-1).gather(1, target_gt_idx.long()).to(dtype)
+            anchor_weight = torch.where(fg_mask.bool(), assigned, anchor_weight)
+        anchor_weight = anchor_weight.unsqueeze(-1)
+
+        bce_loss = self.bce(pred_scores, target_scores.to(dtype)) * anchor_weight  # weight
+        if self.class_weights is not None:
+            bce_loss *= self.class_weights
+        loss[1] = bce_loss.sum() / target_scores_sum
+        loss[0], loss[2] = self.bbox_loss(
+            pred_distri,
+            pred_bboxes,
+            anchor_points,
+            target_bboxes / stride_tensor,
+            target_scores * anchor_weight,  # weight: BboxLoss weighs each anchor by its target score sum
+            target_scores_sum,
+            fg_mask,
+            imgsz,
+            stride_tensor,
+        )
+        loss[0] *= self.hyp.box
+        loss[1] *= self.hyp.cls
+        loss[2] *= self.hyp.dfl
+        return (
+            (fg_mask, target_gt_idx, target_bboxes, anchor_points, stride_tensor),
+            loss,
+            dict(zip(self.loss_names, loss.detach(), strict=True)),
+        )
+
+
+def weighted_criterion(model: torch.nn.Module) -> Any:
+    """The model's own criterion with `WeightedDetectionLoss` in place of `v8DetectionLoss`."""
+    if getattr(model.model[-1], "one2one_cv2", None) is not None:  # end-to-end heads (YOLO26)
+        return E2ELoss(model, WeightedDetectionLoss)
+    return WeightedDetectionLoss(model)
+
+
+def _attach_weighted_loss(trainer: DetectionTrainer) -> None:
+    model = unwrap_model(trainer.model)
+    model.criterion = weighted_criterion(model)  # after set-up: model.args and class weights are in place
+
+
+class DampenedTrainer(DetectionTrainer):
+    """Detection training with per-box weights (`WeightedYOLODataset` + `WeightedDetectionLoss`)."""
+
+    def __init__(self, cfg: Any = DEFAULT_CFG, overrides: dict[str, Any] | None = None, _callbacks: Any = None):
+        super().__init__(cfg, overrides, _callbacks)
+        self.add_callback("on_pretrain_routine_end", _attach_weighted_loss)
+
+    def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None) -> Any:
+        if mode != "train":
+            return super().build_dataset(img_path, mode, batch)
+        args = self.args  # the arguments of ultralytics.data.build_yolo_dataset for mode="train"
+        return WeightedYOLODataset(
+            img_path=img_path, imgsz=args.imgsz, batch_size=batch, augment=True, hyp=args, rect=args.rect,
+            cache=args.cache or None, single_cls=args.single_cls or False,
+            stride=max(int(unwrap_model(self.model).stride.max()), 32), pad=0.0, prefix=colorstr("train: "),
+            task=args.task, classes=args.classes, data=self.data, fraction=args.fraction,
+        )  # fmt: skip
+
+
+def train_yolo_partial(
+    data_yaml: Path, weights: str, out_model: Path, work_dir: Path, *, epochs: int, imgsz: int, batch: int,
+    device: Any = "auto", seed: int = 0, workers: int = 0, patience: int = 100,
+) -> float:  # fmt: skip
+    """`pipelines.cycle.yolo_ops.train_yolo` with `DampenedTrainer`: label files may weigh boxes (6th column)."""
+    return train_yolo(data_yaml, weights, out_model, work_dir, epochs=epochs, imgsz=imgsz, batch=batch, device=device,
+                      seed=seed, workers=workers, patience=patience, trainer=DampenedTrainer)  # fmt: skip

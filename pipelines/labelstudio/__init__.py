@@ -1,0 +1,1 @@
+"""Label Studio as the annotation source and sink: project access, predictions, box queries."""

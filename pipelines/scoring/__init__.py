@@ -1,0 +1,1 @@
+"""Scoring the pool: the local and the Ray engine, and the Parquet shards they write."""

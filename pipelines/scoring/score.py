@@ -1,0 +1,318 @@
+"""`alod score`: ONE forward pass over the candidate frames, stored for every strategy.
+
+Streams the frames in batches (images of the next batch load in a background thread
+while the model runs), writes one Parquet shard per ``score.chunk_size`` frames and
+skips finished shards when rerun, so memory is bounded by a batch and a chunk, not by
+the pool. An image that is missing or corrupt becomes an error row with its reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.detector import Detector
+from core.images import ImageLoadError, is_url, load_image
+from core.settings import load_params, resolve_path
+from pipelines.scoring import store as score_store
+from pipelines.scoring.store import FrameRecord
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FILE = "frames.parquet"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifest", help="folder with frames.parquet (default: dataset.manifest_dir)")
+    parser.add_argument("--split", help="score the frames of this split (default: score.split, else all)")
+    parser.add_argument("--limit", type=int, help="score only the first N frames")
+    parser.add_argument("--out", help="output folder of the shards (default: score.out_dir)")
+    parser.add_argument("--weights", help="model to score with (default: score.weights, else model.base_weights)")
+    parser.add_argument("--device", help="auto, cpu, 0 ... (default: detector.device)")
+    parser.add_argument("--batch", type=int, help="images per forward pass (default: detector.batch)")
+    parser.add_argument(
+        "--tta-flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also score a horizontally flipped view (default: detector.tta_flip)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def load_frames(manifest_dir: str | Path, split: str | None = None, limit: int | None = None) -> pd.DataFrame:
+    frames = pd.read_parquet(Path(manifest_dir) / MANIFEST_FILE)
+    if split:
+        frames = frames[frames["split"] == split]
+    if limit is not None:
+        frames = frames.iloc[:limit]
+    return frames.reset_index(drop=True)
+
+
+def run(args: argparse.Namespace, frames: pd.DataFrame | None = None) -> int:
+    """Score ``frames`` (a manifest DataFrame) or the manifest rows the arguments select."""
+    params = load_params()
+    score_cfg = params.get("score", {})
+    if frames is None:
+        manifest = getattr(args, "manifest", None) or params["dataset"]["manifest_dir"]
+        split = getattr(args, "split", None) or score_cfg.get("split")
+        frames = load_frames(resolve_path(params, manifest), split, getattr(args, "limit", None))
+    elif getattr(args, "limit", None) is not None:
+        frames = frames.iloc[: args.limit]
+    overrides = {k: v for k in ("device", "batch") if (v := getattr(args, k, None)) is not None}
+    weights = getattr(args, "weights", None) or score_cfg.get("weights") or params["model"]["base_weights"]
+    engine = score_cfg.get("engine") or "local"
+    if engine == "ray":
+        from pipelines.scoring import ray_engine as score_ray  # ray is an optional extra (alod[scale])
+
+        return score_ray.run(args, params, frames, resolve_path(params, weights))
+    if engine != "local":
+        raise ValueError(f"score.engine must be 'local' or 'ray', got {engine!r}")
+    detector = Detector.from_params(params, resolve_path(params, weights), **overrides)
+    summary = score_frames(frames, detector, **scoring_arguments(params, args))
+    log.info(
+        "scored %d frames (%d boxes, %d errors, %d shards reused) in %.1f s -> %s",
+        summary["frames"],
+        summary["boxes"],
+        summary["errors"],
+        summary["shards_reused"],
+        summary["seconds"],
+        summary["out_dir"],
+    )
+    return 0
+
+
+def scoring_arguments(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of `score_frames` (and of the Ray engine's twin) from params.yaml and the CLI."""
+    score_cfg, det_cfg = params.get("score", {}), params.get("detector", {})
+    tta = getattr(args, "tta_flip", None)
+    return {
+        "out_dir": resolve_path(params, getattr(args, "out", None) or score_cfg.get("out_dir", "data/scores")),
+        "conf": float(det_cfg.get("conf_score", 0.05)),
+        "tta_flip": bool(det_cfg.get("tta_flip", False) if tta is None else tta),
+        "divergence_radius": det_cfg.get("divergence_radius", 1),
+        "chunk_size": int(score_cfg.get("chunk_size", 64)),
+        "root": Path(params["_root"]),
+        "progress": not getattr(args, "no_progress", False),
+    }
+
+
+def scoring_settings(detector: Detector, conf: float, tta_flip: bool, divergence_radius: int | None) -> dict[str, Any]:
+    """Everything that changes the stored scores; its hash decides whether a shard can be reused."""
+    return {
+        "format_version": score_store.FORMAT_VERSION,
+        "weights": detector.weights if isinstance(detector.weights, str) else module_digest(detector.weights),
+        "imgsz": detector.imgsz,
+        "fp16": bool(detector.model.fp16),
+        "conf": conf,
+        "iou": detector.iou,
+        "max_det": detector.max_det,
+        "agnostic_nms": detector.agnostic_nms,
+        "tta_flip": tta_flip,
+        "divergence_radius": divergence_radius,
+    }
+
+
+def module_digest(module: torch.nn.Module) -> str:
+    """Content hash of an in-memory model (a weights file is hashed by `score_store.fingerprint`)."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return f"module:{digest.hexdigest()[:16]}"
+
+
+def score_frames(
+    frames: pd.DataFrame,
+    detector: Detector,
+    out_dir: str | Path,
+    *,
+    conf: float = 0.05,
+    tta_flip: bool = False,
+    divergence_radius: int | None = 1,
+    chunk_size: int = 64,
+    root: str | Path = ".",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score every row of ``frames`` into Parquet shards under ``out_dir``; returns the run summary."""
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    if frames["frame_id"].duplicated().any():
+        raise ValueError("frames has duplicate frame_id values")
+    settings = scoring_settings(detector, conf, tta_flip, divergence_radius)
+    meta = {"fingerprint": score_store.fingerprint(settings), "class_names": list(detector.names), **settings}
+    plan = plan_shards(frames, Path(root), out_dir, chunk_size, meta["fingerprint"])
+    records, chunks, paths, todo, counts = plan.records, plan.chunks, plan.paths, plan.todo, plan.counts
+    bar = tqdm(total=len(records), unit="img", desc="score", disable=not progress, dynamic_ncols=True)
+    bar.update(len(records) - sum(len(chunks[k]) for k in todo))
+    batches = [(k, chunks[k][i : i + detector.batch]) for k in todo for i in range(0, len(chunks[k]), detector.batch)]
+    done: dict[int, list[FrameRecord]] = {}
+    try:
+        scored_batches = _pipelined(detector, batches, conf, tta_flip, divergence_radius)
+        for (k, _), scored in zip(batches, scored_batches, strict=True):
+            done.setdefault(k, []).extend(scored)
+            counts["boxes"] += sum(r.detections.num_boxes for r in scored if r.detections is not None)
+            counts["errors"] += sum(r.error is not None for r in scored)
+            bar.update(len(scored))
+            bar.set_postfix(errors=counts["errors"], refresh=False)
+            if len(done[k]) == len(chunks[k]):
+                score_store.write_shard(paths[k], done.pop(k), meta)
+    finally:
+        bar.close()
+    summary = plan.summary(out_dir, time.perf_counter() - start, meta)
+    score_store.finish_out_dir(out_dir, len(chunks), summary)
+    return summary
+
+
+
+@dataclass
+class ShardPlan:
+    """The pool cut into shards, and which of them are still to score. Shared by both engines, so a
+    run of either resumes from the shards the other wrote."""
+
+    records: list[FrameRecord]
+    chunks: list[list[FrameRecord]]
+    paths: list[Path]
+    todo: list[int]
+    counts: dict[str, int]  # boxes and errors so far (the finished shards')
+
+    def summary(self, out_dir: Path, seconds: float, meta: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "out_dir": str(out_dir),
+            "frames": len(self.records),
+            "shards": len(self.chunks),
+            "shards_reused": len(self.chunks) - len(self.todo),
+            "frames_scored": sum(len(self.chunks[k]) for k in self.todo),
+            "boxes": self.counts["boxes"],
+            "errors": self.counts["errors"],
+            "seconds": round(seconds, 3),
+            **meta,
+        }
+
+
+def plan_shards(frames: pd.DataFrame, root: Path, out_dir: Path, chunk_size: int, fingerprint: str) -> ShardPlan:
+    records = _records(frames, root)
+    chunks = [records[i : i + chunk_size] for i in range(0, len(records), max(1, chunk_size))]
+    score_store.prepare_out_dir(out_dir)
+    paths = [score_store.shard_path(out_dir, k) for k in range(len(chunks))]
+    todo = [
+        k
+        for k, chunk in enumerate(chunks)
+        if not score_store.shard_is_done(paths[k], [r.frame_id for r in chunk], fingerprint)
+    ]
+    counts = {"boxes": 0, "errors": 0}
+    for k in sorted(set(range(len(chunks))) - set(todo)):
+        boxes, errors = score_store.shard_counts(paths[k])
+        counts["boxes"] += boxes
+        counts["errors"] += errors
+    return ShardPlan(records, chunks, paths, todo, counts)
+
+
+def _records(frames: pd.DataFrame, root: Path) -> list[FrameRecord]:
+    def text(name: str, default: str = "") -> Sequence[Any]:
+        return frames[name].fillna(default).astype(str).tolist() if name in frames else [default] * len(frames)
+
+    def number(name: str) -> Sequence[int]:
+        return frames[name].fillna(0).astype(np.int64).tolist() if name in frames else [0] * len(frames)
+
+    images = [p if is_url(p) or not p else str(resolve_path({"_root": str(root)}, p)) for p in text("image")]
+    return [
+        FrameRecord(frame_id=f, image=i, video=v, frame=n, split=s, meta=m or "{}", width=w, height=h)
+        for f, i, v, n, s, m, w, h in zip(
+            text("frame_id"),
+            images,
+            text("video"),
+            number("frame"),
+            text("split"),
+            text("meta", "{}"),
+            number("width"),
+            number("height"),
+            strict=True,
+        )
+    ]
+
+
+def _load(records: list[FrameRecord]) -> list[tuple[FrameRecord, np.ndarray | None]]:
+    loaded: list[tuple[FrameRecord, np.ndarray | None]] = []
+    for record in records:
+        try:
+            loaded.append((record, load_image(record.image)))
+        except ImageLoadError as exc:
+            loaded.append((replace(record, error=exc.reason), None))
+    return loaded
+
+
+def _pipelined(
+    detector: Detector,
+    batches: list[tuple[int, list[FrameRecord]]],
+    conf: float,
+    tta_flip: bool,
+    radius: int | None,
+    workers: int = 2,
+) -> Iterator[list[FrameRecord]]:
+    """Scored batches in order, two at a time.
+
+    `Detector.detect` holds its lock only for the forward pass, so while one batch runs
+    through the model the other decodes its images or does its NMS, embeddings and
+    divergence maps. At most ``workers + 1`` batches are in memory.
+    """
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        queue: deque[Future[list[FrameRecord]]] = deque()
+        for _, records in batches:
+            queue.append(pool.submit(_load_and_score, detector, records, conf, tta_flip, radius))
+            if len(queue) > workers:
+                yield queue.popleft().result()
+        while queue:
+            yield queue.popleft().result()
+
+
+def _load_and_score(
+    detector: Detector, records: list[FrameRecord], conf: float, tta_flip: bool, radius: int | None
+) -> list[FrameRecord]:
+    return _score_batch(detector, _load(records), conf, tta_flip, radius)
+
+
+def _score_batch(
+    detector: Detector,
+    loaded: list[tuple[FrameRecord, np.ndarray | None]],
+    conf: float,
+    tta_flip: bool,
+    radius: int | None,
+) -> list[FrameRecord]:
+    ok = [i for i, (_, image) in enumerate(loaded) if image is not None]
+    out = [record for record, _ in loaded]
+    images = [loaded[i][1] for i in ok]
+    try:
+        dets = detector.detect(images, conf=conf, tta_flip=tta_flip, divergence_radius=radius)  # type: ignore[arg-type]
+    except Exception:
+        if len(images) <= 1:
+            raise
+        dets = None
+    if dets is None:  # find the frame that breaks the batch; an error of every frame is not about frames
+        dets, failures = [], 0
+        for image, i in zip(images, ok, strict=True):
+            try:
+                dets.extend(detector.detect([image], conf=conf, tta_flip=tta_flip, divergence_radius=radius))
+            except Exception as exc:  # noqa: BLE001 - recorded as the frame's error row
+                failures += 1
+                if failures == len(images):
+                    raise
+                out[i] = replace(out[i], error=f"detection failed: {type(exc).__name__}: {exc}")
+                dets.append(None)  # type: ignore[arg-type]
+    for i, det in zip(ok, dets, strict=True):
+        if det is not None:
+            out[i] = replace(out[i], width=det.width, height=det.height, detections=det)
+    return out

@@ -1,0 +1,1 @@
+"""The `dvc repro` stages: one small `alod` command each (configure + run)."""

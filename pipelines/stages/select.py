@@ -1,0 +1,104 @@
+"""`alod select` (DVC stage): the configured strategy over the scored pool -> ranked queries.
+
+Writes `selection.parquet` (the picks in rank order), `priority.parquet` (every pool frame's
+priority, for the Label Studio task order) and `blocked.json` (frames the temporal rule dt2
+blocks, keyed by the cycle that blocked them, so rerunning a cycle never blocks its own picks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.settings import load_params
+from pipelines.cycle.layout import CycleLayout, read_json, write_json, write_parquet
+from pipelines.scoring.store import read_scored_pool
+from strategies.pool import Budget, CycleState, ScoredPool, Selection
+from strategies.registry import select
+from strategies.temporal import close_pairs
+
+log = logging.getLogger("alod.select")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def cycle_state(layout: CycleLayout, pool: ScoredPool, cycle: int) -> CycleState:
+    labeled = pd.read_parquet(layout.snapshot / "labeled_frames.parquet")
+    boxes = pd.read_parquet(layout.snapshot / "labeled_boxes.parquet")
+    counts = np.bincount(boxes["class_id"].astype(int), minlength=pool.num_classes)[: pool.num_classes]
+    blocked_by_cycle = read_json(layout.selection / "blocked.json", {})
+    blocked = {f for c, ids in blocked_by_cycle.items() if int(c) < cycle for f in ids}
+    return CycleState(cycle=cycle, labeled=frozenset(labeled["frame_id"]), labeled_class_counts=counts,
+                      blocked=frozenset(blocked))  # fmt: skip
+
+
+CLOSE_WINDOW = 5  # frames: how near two picks of one video count as near-duplicates when dt1 is not set
+
+
+def near_duplicate_picks(pool: ScoredPool, indices: np.ndarray, dt1: int) -> dict[str, int]:
+    """Pairs of picks of the same video within dt1 frames (CLOSE_WINDOW without dt1): 0 under the temporal rule."""
+    if pool.videos is None or pool.frame_index is None or not any(pool.videos):  # still images only
+        return {"close_window": 0, "close_pairs": 0}
+    window = dt1 if dt1 > 0 else CLOSE_WINDOW
+    videos = np.asarray(pool.videos[indices], dtype=object)
+    return {"close_window": window, "close_pairs": close_pairs(videos, pool.frame_index[indices], window)}
+
+
+def selection_table(pool: ScoredPool, selection: Selection, budget: Budget) -> pd.DataFrame:
+    predicted = np.bincount(pool.box_image_index[pool.box_conf >= budget.box_conf_threshold],
+                            minlength=pool.num_images)  # fmt: skip
+    idx = selection.indices
+    return pd.DataFrame({
+        "rank": np.arange(1, len(idx) + 1), "frame_id": pool.frame_ids[idx].astype(str),
+        "value": selection.values, "predicted_boxes": predicted[idx],
+    })  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    params = load_params()
+    layout = CycleLayout.from_params(params)
+    cycle = int(read_json(layout.snapshot / "snapshot.json")["cycle"])
+    pool = read_scored_pool(layout.scores)
+    state = cycle_state(layout, pool, cycle)
+    budget = Budget(**{k: v for k, v in (params.get("budget") or {}).items() if v is not None})
+    strategy = params["strategy"]
+    selection = select(strategy["name"], pool, budget, state, seed=int(params.get("seed", 0)) + cycle,
+                       **(strategy.get("params") or {}))  # fmt: skip
+    temporal = (strategy.get("params") or {}).get("temporal") or {}
+    table = selection_table(pool, selection, budget)
+    write_parquet(table, layout.selection / "selection.parquet")
+    priority = pd.DataFrame({"frame_id": pool.frame_ids.astype(str), "priority": selection.priority})
+    write_parquet(priority, layout.selection / "priority.parquet")
+    blocked = read_json(layout.selection / "blocked.json", {})
+    blocked[str(cycle)] = sorted(selection.blocked)
+    write_json(layout.selection / "blocked.json", blocked)
+    summary = {"cycle": cycle, "strategy": strategy["name"], "frames": len(table),
+               "predicted_boxes": int(table["predicted_boxes"].sum()), "pool": pool.num_images,
+               "selectable": int(state.selectable_mask(pool).sum()),
+               **near_duplicate_picks(pool, selection.indices, int(temporal.get("dt1") or 0))}  # fmt: skip
+    write_json(layout.selection / "selection.json", summary)
+    _log_to_mlflow(params, layout, summary)
+    log.info("cycle %d: %s picked %d frames (%d predicted boxes) of %d selectable",
+             cycle, strategy["name"], summary["frames"], summary["predicted_boxes"], summary["selectable"])  # fmt: skip
+    return 0
+
+
+def _log_to_mlflow(params: dict[str, Any], layout: CycleLayout, summary: dict[str, Any]) -> None:
+    from mlflow import MlflowClient
+
+    from core import tracking
+
+    trained = read_json(layout.model / "train.json", {})
+    if "run_id" not in trained:
+        return
+    tracking.connect(params)
+    client = MlflowClient()
+    client.log_artifact(trained["run_id"], str(layout.selection / "selection.parquet"), artifact_path="selection")
+    client.log_metric(trained["run_id"], "selected_frames", summary["frames"], step=summary["cycle"])
+    client.log_metric(trained["run_id"], "selected_predicted_boxes", summary["predicted_boxes"], step=summary["cycle"])

@@ -1,0 +1,133 @@
+"""`alod train` (DVC stage): fine-tune YOLO on this cycle's labeled set, one MLflow run per cycle.
+
+Warm start (`train.warm_start: previous`, as in the papers): the model of the previous cycle, kept
+as `previous.pt` so that a rerun after a crash starts from the same weights; `base` trains from
+`model.base_weights` every cycle. The new model replaces `model.pt` only when training finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core import tracking
+from core.settings import load_params, resolve_path
+from pipelines.cycle.layout import CycleLayout, read_json, write_json
+from pipelines.cycle.yolo_ops import train_yolo, validation_frames
+from pipelines.datasets import Manifest
+from pipelines.datasets.yolo_writer import write_yolo_dataset
+
+log = logging.getLogger("alod.train")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def weights_source(params: dict[str, Any], value: str) -> str:
+    """A weights setting as ultralytics takes it: a path relative to the repo, or a bare official
+    name such as ``yolo11n.pt`` left for ultralytics to resolve."""
+    path = resolve_path(params, value)
+    assert path is not None
+    return str(path) if path.exists() or "/" in value else value
+
+
+def warm_start_weights(params: dict[str, Any], model_dir: Path, cycle: int) -> str:
+    base = weights_source(params, params["model"]["base_weights"])
+    if params.get("train", {}).get("warm_start", "previous") == "base":
+        return base
+    current, previous = model_dir / "model.pt", model_dir / "previous.pt"
+    trained_for = int(read_json(model_dir / "train.json", {}).get("cycle", -1))
+    if current.exists() and trained_for < cycle:  # the model of an earlier cycle: keep it as the start
+        tmp = previous.with_name(".previous.pt.tmp")
+        shutil.copy2(current, tmp)
+        os.replace(tmp, previous)
+        write_json(model_dir / "previous.json", {"cycle": trained_for})
+        return str(previous)
+    if previous.exists() and int(read_json(model_dir / "previous.json", {}).get("cycle", -1)) < cycle:
+        return str(previous)  # a rerun of this cycle: the same start as the first attempt
+    return base
+
+
+def training_set(params: dict[str, Any], layout: CycleLayout, manifest: Manifest) -> Path:
+    """Labeled frames (answers only) for training; the fixed val split (ground truth) for ultralytics' val."""
+    labeled = pd.read_parquet(layout.snapshot / "labeled_frames.parquet")
+    labeled_boxes = pd.read_parquet(layout.snapshot / "labeled_boxes.parquet")
+    frames = manifest.frames
+    train = frames[frames["frame_id"].isin(set(labeled["frame_id"]))]
+    cfg = params.get("train", {})
+    val = validation_frames(frames, train, cfg.get("val_split", "val"), cfg.get("val_limit"))
+    boxes = pd.concat([labeled_boxes, manifest.boxes_of(val["frame_id"])], ignore_index=True)
+    out = layout.model.parent / "train_set"
+    return write_yolo_dataset(out, manifest.labels.names, {"train": train, "val": val}, boxes, layout.root)
+
+
+def run(args: argparse.Namespace) -> int:
+    params = load_params()
+    layout = CycleLayout.from_params(params)
+    snapshot = read_json(layout.snapshot / "snapshot.json")
+    if snapshot is None:
+        raise FileNotFoundError(f"no snapshot in {layout.snapshot}: run `alod export` (or `dvc repro`)")
+    cycle = int(snapshot["cycle"])
+    run_id = tracking.start_cycle_run(params, cycle)  # before training: a tracking server that is down fails here
+    manifest = Manifest.load(layout.manifest)
+    data_yaml = training_set(params, layout, manifest)
+    weights = warm_start_weights(params, layout.model, cycle)
+    cfg = params.get("train", {})
+    log.info("cycle %d: training on %d frames from %s", cycle, snapshot["frames"], weights)
+
+    seconds = train_yolo(
+        data_yaml, weights, layout.model / "model.pt", layout.model.parent / "train_runs" / f"cycle-{cycle}",
+        epochs=int(cfg.get("epochs", 3)), imgsz=int(params["model"]["imgsz"]), batch=int(cfg.get("batch", 16)),
+        device=cfg.get("device", "auto"), seed=int(params.get("seed", 0)), workers=int(cfg.get("workers", 0)),
+        patience=int(cfg.get("patience", 100)),
+    )  # fmt: skip
+    write_json(
+        layout.model / "train.json",
+        {"cycle": cycle, "run_id": run_id, "warm_start": weights, "seconds": round(seconds, 1),
+         "frames": snapshot["frames"], "boxes": snapshot["boxes"],
+         **({"lead_time_s": snapshot["lead_time_s"]} if "lead_time_s" in snapshot else {})},
+    )  # fmt: skip
+    _log_params(params, run_id, layout, cycle, weights, seconds)
+    log.info("cycle %d: trained in %.0f s -> %s", cycle, seconds, layout.model / "model.pt")
+    return 0
+
+
+def _log_params(params: dict[str, Any], run_id: str, layout: CycleLayout, cycle: int, weights: str, seconds: float):
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    flat = {
+        "cycle": cycle, "dataset": params["dataset"]["name"], "strategy": params["strategy"]["name"],
+        "seed": params.get("seed", 0), "imgsz": params["model"]["imgsz"], "warm_start_from": weights,
+        "git_commit": _git_commit(layout.root), "snapshot_md5": _snapshot_md5(layout.snapshot),
+        **{f"strategy.{k}": v for k, v in (params["strategy"].get("params") or {}).items()},
+        **{f"budget.{k}": v for k, v in (params.get("budget") or {}).items()},
+        **{f"train.{k}": v for k, v in (params.get("train") or {}).items()},
+    }  # fmt: skip
+    for key, value in flat.items():
+        client.log_param(run_id, key, str(value)[:500])
+    client.log_metric(run_id, "train_seconds", seconds)
+
+
+def _git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "none"
+    except (OSError, subprocess.SubprocessError):
+        return "none"
+
+
+def _snapshot_md5(snapshot: Path) -> str:
+    digest = hashlib.md5()
+    for name in ("labeled_frames.parquet", "labeled_boxes.parquet"):
+        digest.update((snapshot / name).read_bytes())
+    return digest.hexdigest()
