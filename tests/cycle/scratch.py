@@ -39,7 +39,7 @@ class Repo:
         self.env.pop("MLFLOW_TRACKING_URI", None)
         self.env.pop("ALOD_PARAMS", None)
         shutil.copy(REPO_ROOT / "dvc.yaml", path / "dvc.yaml")
-        for code in ("pipelines", "backend"):  # stage deps: their hashes decide what reruns
+        for code in ("core", "strategies", "pipelines", "backend"):  # stage deps: their hashes decide what reruns
             shutil.copytree(REPO_ROOT / code, path / code, ignore=shutil.ignore_patterns("__pycache__"))
         (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         (path / ".gitignore").write_text("mlflow.db\nmlartifacts/\n.yolo/\n.cache/\n__pycache__/\n")
