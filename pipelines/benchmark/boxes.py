@@ -53,6 +53,7 @@ from pipelines.cycle.yolo_ops import validate_yolo
 from pipelines.datasets.yolo_writer import write_yolo_dataset
 from strategies.pool import Budget, CycleState, ScoredPool
 from strategies.registry import select
+from strategies.temporal import close_pairs
 
 if TYPE_CHECKING:
     from pipelines.benchmark.harness import Benchmark
@@ -186,8 +187,6 @@ def _train_and_evaluate(
 
 def _selection_stats(bench: Benchmark, answers: pd.DataFrame) -> dict[str, Any]:
     """`Benchmark._selection_stats` for a box query: frames asked about, queries, answered classes."""
-    from pipelines.benchmark.harness import close_pairs  # at call time: pipelines.benchmark.harness dispatches here
-
     names = bench.manifest.labels.names
     answered = answers.loc[answers["outcome"].isin(ANSWERED), "class_id"].astype(int).value_counts()
     frames = bench.manifest.frames.set_index("frame_id").loc[list(dict.fromkeys(answers["frame_id"]))]

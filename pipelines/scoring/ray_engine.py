@@ -5,7 +5,7 @@ to score become a Ray dataset, one block per shard-sized chunk; ``map_batches`` 
 `ScoreWorker`, an actor holding one `Detector` (one per GPU, or one per CPU slot on a CPU
 cluster), over batches of ``detector.batch`` frames. A worker reads each image (a local path
 on a filesystem the workers share, an http(s) URL or an object-store URL), scores the batch with
-the local path's own `pipelines.scoring.score._score_batch` and returns the `FrameRecord`s. The driver
+the local path's own `pipelines.scoring.engine.score_batch` and returns the `FrameRecord`s. The driver
 puts each chunk back in order and writes it with `score_store.write_shard` under the same
 fingerprint, so resuming, `select` and every other reader see the same files whichever engine
 wrote them.
@@ -42,7 +42,7 @@ from core.detector import Detector, resolve_half
 from core.images import ImageLoadError
 from core.remote_images import load_location
 from pipelines.scoring import store as score_store
-from pipelines.scoring.score import _score_batch, plan_shards, scoring_arguments, scoring_settings
+from pipelines.scoring.engine import plan_shards, score_batch, scoring_arguments, scoring_settings
 from pipelines.scoring.store import FrameRecord
 
 log = logging.getLogger(__name__)
@@ -315,7 +315,7 @@ class ScoreWorker:
         ]
         with ThreadPoolExecutor(max_workers=min(_LOAD_THREADS, max(1, len(records)))) as pool:
             loaded = list(pool.map(_load, records))
-        scored = _score_batch(self.detector, loaded, self.conf, self.tta_flip, self.radius)
+        scored = score_batch(self.detector, loaded, self.conf, self.tta_flip, self.radius)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         return pd.DataFrame(
             {
