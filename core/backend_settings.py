@@ -67,7 +67,6 @@ class BackendSettings:
     strategy_params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     conf_predict: float = 0.25
-    conf_score: float = 0.05
 
     @classmethod
     def load(cls, params: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> BackendSettings:
@@ -113,7 +112,6 @@ class BackendSettings:
             strategy_params=dict(strategy.get("params") or {}),
             seed=int(params.get("seed", 0) or 0),
             conf_predict=float(detector.get("conf_predict", 0.25)),
-            conf_score=float(detector.get("conf_score", 0.05)),
         )
 
 

@@ -9,6 +9,7 @@ all its images in memory. A task whose image cannot be read (or that has no imag
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from core.images import ImageLoadError
 from core.labels import LabelMap, build_label_map
 from core.model_store import ModelStore
 from core.predictions import task_prediction
-from core.scoring import TaskScorer, pool_from_detections, to_ls_score
+from core.scoring import DetectionOptions, TaskScorer, detection_options, pool_from_detections, to_ls_score
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +50,17 @@ class Predictor:
         store: ModelStore,
         fetcher: ImageFetcher,
         scorer: TaskScorer,
+        options: DetectionOptions,
         *,
         conf_predict: float = 0.25,
-        conf_score: float = 0.05,
         chunk_tasks: int = 32,
         fetch_workers: int = 8,
         metrics: Metrics | None = None,
     ) -> None:
         self.store, self.fetcher, self.scorer, self.metrics = store, fetcher, scorer, metrics
         self.conf_predict = float(conf_predict)
-        self.conf_detect = min(float(conf_score), self.conf_predict)
+        # boxes under the pre-annotation threshold still count for the score
+        self.options = dataclasses.replace(options, conf=min(options.conf, self.conf_predict))
         self.chunk_tasks = max(1, int(chunk_tasks))
         self._pool = ThreadPoolExecutor(max_workers=max(1, int(fetch_workers)), thread_name_prefix="alod-fetch")
 
@@ -98,12 +100,13 @@ class Predictor:
             settings.image_max_bytes,
             settings.image_max_pixels,
         )
+        scorer = TaskScorer(settings.strategy, settings.strategy_params, settings.seed)
         return cls(
             store,
             fetcher,
-            TaskScorer(settings.strategy, settings.strategy_params, settings.seed),
+            scorer,
+            detection_options(settings.params, scorer.name),
             conf_predict=settings.conf_predict,
-            conf_score=settings.conf_score,
             chunk_tasks=settings.chunk_tasks,
             fetch_workers=settings.fetch_workers,
             metrics=metrics,
@@ -199,11 +202,8 @@ class Predictor:
         """Detections per image; an image the detector fails on gets an error string instead."""
         if not images:
             return []
-        kwargs = {
-            "conf": self.conf_detect,
-            "tta_flip": self.scorer.tta_flip,
-            "divergence_radius": self.scorer.divergence_radius,
-        }
+        options = self.options
+        kwargs = {"conf": options.conf, "tta_flip": options.tta_flip, "divergence_radius": options.divergence_radius}
         try:
             return list(detector.detect(images, **kwargs))
         except Exception:  # noqa: BLE001 - find the image that breaks the batch

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,36 @@ def pool_from_detections(
     )
 
 
+@dataclass(frozen=True)
+class DetectionOptions:
+    """What one detector pass computes besides boxes: the threshold and the extra outputs."""
+
+    conf: float
+    tta_flip: bool
+    divergence_radius: int | None  # None: no spatial-divergence maps
+
+
+def detection_options(params: Mapping[str, Any], strategy: str | None = None) -> DetectionOptions:
+    """The detection options of the settings for one strategy (only the extra outputs it declares it
+    needs), or with ``strategy=None`` for the stored pool that any strategy may read later: divergence
+    maps always, the flipped pass when ``detector.tta_flip`` or the configured strategy asks for it.
+
+    The `score` stage and ``/predict`` both call this, so a strategy's per-frame value is computed
+    from the same detector outputs on both paths.
+    """
+    det = params["detector"]
+    if strategy is None:
+        configured = params.get("strategy", {}).get("name")
+        needs = frozenset({"divergence"}) | (get(configured).needs if configured else frozenset())
+    else:
+        needs = get(strategy).needs
+    return DetectionOptions(
+        conf=float(det["conf_score"]),
+        tta_flip=bool(det["tta_flip"]) or "flip" in needs,
+        divergence_radius=int(det["divergence_radius"]) if "divergence" in needs else None,
+    )
+
+
 def to_ls_score(value: float) -> float:
     """Label Studio shows the lowest prediction score first: a strictly decreasing map into (0, 1).
 
@@ -122,14 +153,6 @@ class TaskScorer:
             name, params = fallback, fparams
         validate(get(name), params)  # a bad parameter fails here, at start-up
         self.name, self.params, self.seed = name, params, int(seed)
-
-    @property
-    def tta_flip(self) -> bool:
-        return self.name == "tta_consistency"
-
-    @property
-    def divergence_radius(self) -> int | None:
-        return 1 if self.name == "spatial_divergence" else None
 
     def values(self, pool: ScoredPool, task_ids: Sequence[object]) -> np.ndarray:
         """(N,) acquisition value of each frame of ``pool`` on its own (higher = more informative)."""

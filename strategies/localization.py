@@ -10,7 +10,7 @@ from strategies.spatial import region_max_score
 from strategies.uncertainty import Aggregation, reduce_per_image
 
 
-@register("spatial_divergence")
+@register("spatial_divergence", needs={"divergence"})
 def spatial_divergence(pool: ScoredPool, state: CycleState, rng: np.random.Generator, *, region: int = 4) -> np.ndarray:
     """Mean over non-overlapping region x region blocks of the maxima of each image's divergence map.
 
@@ -76,7 +76,7 @@ def flip_disagreement(
     return np.concatenate([matched, conf[lone], fconf[flone]])
 
 
-@register("tta_consistency")
+@register("tta_consistency", needs={"flip"})
 def tta_consistency(
     pool: ScoredPool,
     state: CycleState,

@@ -29,6 +29,7 @@ from strategies.pool import Budget, CycleState, ScoredPool, Selection
 from strategies.temporal import TemporalIndex, TemporalRules, blocked_ids
 
 TEMPORAL_DEFAULTS: dict[str, Any] = {"smoothing": None, "dt1": 0, "dt2": 0}
+DETECTOR_NEEDS = frozenset({"flip", "divergence"})  # extra detector outputs a strategy may declare
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Strategy:
     hints: dict[str, Any]
     smoothing: bool  # whether temporal smoothing of frame scores makes sense for it
     box_level: bool
+    needs: frozenset[str] = frozenset()  # what the detector must compute for it: "flip", "divergence"
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -82,11 +84,14 @@ def register(
     kind: Literal["scores", "select"] = "scores",
     smoothing: bool | None = None,
     box_level: bool = False,
+    needs: frozenset[str] | set[str] = frozenset(),
     replace: bool = False,
 ) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
     """Decorator adding a strategy under ``name``; its keyword-only arguments are its parameters."""
     if kind not in ("scores", "select"):
         raise ValueError(f"kind must be 'scores' or 'select', got {kind!r}")
+    if unknown := set(needs) - DETECTOR_NEEDS:
+        raise ValueError(f"needs must be among {sorted(DETECTOR_NEEDS)}, got {sorted(unknown)}")
 
     def wrap(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
         if name in _REGISTRY and not replace:
@@ -107,6 +112,7 @@ def register(
             hints={k: hints[k] for k in params if k in hints},
             smoothing=(kind == "scores") if smoothing is None else smoothing,
             box_level=box_level,
+            needs=frozenset(needs),
         )
         return fn
 

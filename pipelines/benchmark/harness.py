@@ -126,6 +126,7 @@ class Benchmark:
 
     def scored_pool(self, folder: Path):
         from core.detector import Detector
+        from core.scoring import detection_options
         from pipelines.scoring.score import score_frames
         from pipelines.scoring.store import read_scored_pool, read_summary
 
@@ -135,10 +136,9 @@ class Benchmark:
             if self.cfg.pool_limit:
                 pool = pool.head(self.cfg.pool_limit)
             detector = Detector.from_params(self.params, folder / "model.pt", device=self.cfg.device)
-            det = self.params["detector"]
-            score_frames(pool.reset_index(drop=True), detector, scores, conf=float(det["conf_score"]),
-                         tta_flip=bool(det.get("tta_flip", False)), divergence_radius=det.get("divergence_radius", 1),
-                         root=self.root, progress=False)  # fmt: skip
+            options = detection_options(self.params)
+            score_frames(pool.reset_index(drop=True), detector, scores, conf=options.conf, tta_flip=options.tta_flip,
+                         divergence_radius=options.divergence_radius, root=self.root, progress=False)  # fmt: skip
         return read_scored_pool(scores)
 
     # -- one strategy over one seed, resumable ---------------------------------------------------

@@ -20,6 +20,7 @@ import torch
 
 from core.detector import Detector
 from core.images import is_url
+from core.scoring import detection_options
 from core.settings import resolve_path
 from pipelines.scoring import store as score_store
 from pipelines.scoring.store import FrameRecord
@@ -27,14 +28,14 @@ from pipelines.scoring.store import FrameRecord
 
 def scoring_arguments(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of `score_frames` (and of the Ray engine's twin) from params.yaml and the CLI."""
-    score_cfg, det_cfg = params.get("score", {}), params.get("detector", {})
+    options = detection_options(params)
     tta = getattr(args, "tta_flip", None)
     return {
-        "out_dir": resolve_path(params, getattr(args, "out", None) or score_cfg.get("out_dir", "data/scores")),
-        "conf": float(det_cfg.get("conf_score", 0.05)),
-        "tta_flip": bool(det_cfg.get("tta_flip", False) if tta is None else tta),
-        "divergence_radius": det_cfg.get("divergence_radius", 1),
-        "chunk_size": int(score_cfg.get("chunk_size", 64)),
+        "out_dir": resolve_path(params, getattr(args, "out", None) or params["score"]["out_dir"]),
+        "conf": options.conf,
+        "tta_flip": options.tta_flip if tta is None else bool(tta),
+        "divergence_radius": options.divergence_radius,
+        "chunk_size": int(params["score"]["chunk_size"]),
         "root": Path(params["_root"]),
         "progress": not getattr(args, "no_progress", False),
     }

@@ -10,7 +10,7 @@ import pytest
 from core.detector import ImageDetections
 from core.labels import build_label_map
 from core.predictions import regions, task_prediction
-from core.scoring import TaskScorer, pool_from_detections, to_ls_score
+from core.scoring import DetectionOptions, TaskScorer, detection_options, pool_from_detections, to_ls_score
 from strategies import Budget, CycleState, select
 
 CLASSES = ("person", "car", "dog")
@@ -128,7 +128,25 @@ def test_boxes_of_classes_without_a_label_do_not_count(label_map):
 def test_pool_level_strategies_fall_back_to_a_per_frame_score(strategy, params, used, used_params):
     scorer = TaskScorer(strategy, params)
     assert (scorer.name, scorer.params) == (used, used_params)
-    assert scorer.tta_flip == (used == "tta_consistency")
+    assert detection_options(PARAMS, scorer.name).tta_flip == (used == "tta_consistency")
+
+
+PARAMS = {
+    "detector": {"conf_score": 0.05, "tta_flip": False, "divergence_radius": 2},
+    "strategy": {"name": "uncertainty"},
+}
+
+
+def test_detection_options_compute_what_the_strategy_declares_it_needs():
+    assert detection_options(PARAMS, "uncertainty") == DetectionOptions(0.05, False, None)
+    assert detection_options(PARAMS, "spatial_divergence") == DetectionOptions(0.05, False, 2)
+    assert detection_options(PARAMS, "tta_consistency") == DetectionOptions(0.05, True, None)
+
+
+def test_the_stored_pool_has_divergence_maps_for_any_strategy_and_the_flip_when_asked():
+    assert detection_options(PARAMS) == DetectionOptions(0.05, False, 2)
+    flip = {**PARAMS, "strategy": {"name": "tta_consistency"}}
+    assert detection_options(flip) == DetectionOptions(0.05, True, 2)
 
 
 def test_random_scores_differ_between_tasks_and_repeat_for_a_task(label_map):
