@@ -23,6 +23,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from backend.metrics import Metrics
+from backend.project_sync import ProjectSync, project_id
 from backend.training import AnnotationCounter, TrainingRunner
 from core.backend_settings import BackendSettings
 from core.fetch import ImageFetcher
@@ -45,9 +46,18 @@ class Backend:
         self.metrics = Metrics(metrics_dir)
         self.predictor = Predictor.from_settings(settings, metrics=self.metrics)
         self.store, self.fetcher = self.predictor.store, self.predictor.fetcher
-        self.runner = TrainingRunner(settings.train_command, settings.root, settings.train_dir)
+        self.runner = TrainingRunner(settings.train_command, settings.root, settings.train_dir, self.store.refresh)
         self.annotations = AnnotationCounter(settings.train_dir / "annotation-events", settings.train_after_annotations)
         self.setup_credentials: tuple[str | None, str | None] = (None, None)  # from Label Studio's last /setup
+        ls = settings.params["label_studio"]
+        self.sync = ProjectSync(bool(ls["set_model_version"]), bool(ls["live_queue"]))
+
+    def label_studio_credentials(self) -> tuple[str | None, str | None]:
+        """(url, key) that belong together: the environment's pair, else the pair /setup sent."""
+        if self.settings.label_studio_url and self.settings.label_studio_api_key:
+            return self.settings.label_studio_url, self.settings.label_studio_api_key
+        url, token = self.setup_credentials
+        return (url.rstrip("/"), token) if url and token else (None, None)
 
     def on_worker_start(self) -> None:
         if self.settings.warmup:
@@ -55,7 +65,7 @@ class Backend:
         self.store.start_polling()
 
     def fetcher_for_request(self) -> ImageFetcher:
-        return self.fetcher.with_credentials(*self.setup_credentials)
+        return self.fetcher.with_credentials(*self.label_studio_credentials())
 
     def version_within(self, seconds: float) -> str | None:
         """The model version, resolving MODEL_URI again, but answering within ``seconds``."""
@@ -183,6 +193,9 @@ def create_app(settings: BackendSettings | None = None, metrics_dir: str | None 
             return jsonify({"error": str(exc)}), 400
         seconds = " ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items())
         log.info("predicted %d tasks (%d errors) with %s: %s", len(tasks), result.errors, result.model_version, seconds)
+        if len(result.results) > result.errors:
+            project = project_id(body.get("project"))
+            backend.sync.update(*backend.label_studio_credentials(), project, result.model_version)
         backend.metrics.set_gauge("alod_model_info", 1, {"model_version": result.model_version})
         return jsonify({"results": result.results, "model_version": result.model_version})
 
@@ -192,7 +205,8 @@ def create_app(settings: BackendSettings | None = None, metrics_dir: str | None 
         action = body.get("action")
         if not isinstance(action, str) or not action:
             return jsonify({"error": "the webhook payload has no 'action'"}), 400
-        backend.metrics.inc("alod_webhooks_total", {"action": action})
+        known = action in ANNOTATION_EVENTS or action in ("START_TRAINING", "PROJECT_UPDATED")
+        backend.metrics.inc("alod_webhooks_total", {"action": action if known else "other"})
         if action == "START_TRAINING":
             project = body.get("project")
             project_id = project.get("id", "?") if isinstance(project, dict) else "?"

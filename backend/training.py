@@ -18,19 +18,32 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 
+MAX_REASON = 200  # characters of a run's reason kept in its state and environment
+CHILD_ENV_DROPPED = ("BASIC_AUTH_USER", "BASIC_AUTH_PASS")  # the backend's own credentials stay with it
+
+
 class TrainingRunner:
-    def __init__(self, command: Sequence[str], workdir: Path, state_dir: Path) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        workdir: Path,
+        state_dir: Path,
+        on_success: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_success`` runs in this worker when a run it started exits 0 (the backend re-resolves
+        its model there, so the new champion is served at once, not at the next poll)."""
         if not command:
             raise ValueError("the training command is empty")
         self.command = [str(c) for c in command]
         self.workdir, self.state_dir = Path(workdir), Path(state_dir)
+        self.on_success = on_success
         self._local = threading.Lock()
 
     @property
@@ -78,7 +91,8 @@ class TrainingRunner:
     def _spawn(self, fd: int, reason: str) -> dict[str, Any]:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         log_path = self.state_dir / f"train-{stamp}-{os.getpid()}.log"
-        env = dict(os.environ)
+        reason = reason[:MAX_REASON]
+        env = {k: v for k, v in os.environ.items() if k not in CHILD_ENV_DROPPED}
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
         env["ALOD_TRAIN_REASON"] = reason
         with open(log_path, "ab") as out:
@@ -120,6 +134,11 @@ class TrainingRunner:
         done["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self._write_state(done)
         (log.info if code == 0 else log.error)("training run (pid %d) exited with %d", proc.pid, code)
+        if code == 0 and self.on_success is not None:
+            try:
+                self.on_success()
+            except Exception:  # noqa: BLE001 - the poll tries again later
+                log.exception("after the training run: refreshing the model failed")
 
     def _write_state(self, state: dict[str, Any]) -> None:
         tmp = self.state_path.with_suffix(f".{os.getpid()}.tmp")

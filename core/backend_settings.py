@@ -18,6 +18,7 @@ from core.settings import load_params, resolve_path
 # Defaults of the `backend:` section (see the README's "ML backend" section for the YAML block).
 DEFAULTS: dict[str, Any] = {
     "model_uri": None,  # None: model.base_weights. A .pt path, models:/name/3, models:/name@alias, models:/name/latest
+    "fallback_weights": None,  # served while a models:/ MODEL_URI does not resolve yet; None: model.base_weights
     "model_poll_s": 60.0,  # re-resolve a registry alias / latest every N seconds; 0 = only on /setup
     "model_cache_dir": ".cache/models",  # registry models are downloaded here, one folder per version
     "warmup": True,  # gunicorn workers load the model in the background as soon as they start
@@ -43,6 +44,7 @@ class BackendSettings:
     model_uri: str
     root: Path
     params: dict[str, Any] = field(repr=False)
+    fallback_weights: str | None = None  # only for a registry model_uri
     model_poll_s: float = 60.0
     model_cache_dir: Path = Path(".cache/models")
     warmup: bool = True
@@ -76,6 +78,8 @@ class BackendSettings:
         model_uri = env.get("MODEL_URI") or cfg["model_uri"] or params["model"]["base_weights"]
         if not str(model_uri).startswith("models:/"):
             model_uri = str(resolve_path(params, model_uri))
+        fallback = cfg["fallback_weights"] or params["model"]["base_weights"]
+        fallback = str(resolve_path(params, fallback)) if str(model_uri).startswith("models:/") else None
         user, password = env.get("BASIC_AUTH_USER"), env.get("BASIC_AUTH_PASS")
         if bool(user) != bool(password):
             raise ValueError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
@@ -88,6 +92,7 @@ class BackendSettings:
             model_uri=str(model_uri),
             root=Path(params.get("_root", ".")),
             params=params,
+            fallback_weights=fallback,
             model_poll_s=float(cfg["model_poll_s"] or 0),
             model_cache_dir=resolve_path(params, cfg["model_cache_dir"]),  # type: ignore[arg-type]
             warmup=bool(cfg["warmup"]),

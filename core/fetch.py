@@ -88,10 +88,13 @@ class ImageFetcher:
         self.timeout, self.max_bytes, self.max_pixels = float(timeout), int(max_bytes), int(max_pixels)
 
     def with_credentials(self, label_studio_url: str | None, api_key: str | None) -> ImageFetcher:
-        """A copy using these Label Studio credentials where this fetcher has none."""
+        """A copy using this URL and key together, unless this fetcher has its own pair: a key is only
+        ever sent to the Label Studio it came with."""
+        if self.label_studio_url and self.api_key:
+            return self
         return ImageFetcher(
-            self.label_studio_url or label_studio_url,
-            self.api_key or api_key,
+            label_studio_url,
+            api_key if label_studio_url else None,
             self.document_root,
             self.timeout,
             self.max_bytes,

@@ -9,7 +9,11 @@ Resolving (which version is current?) is cheap and done on ``/setup`` and every 
 loading happens once per worker on first use (or in the background right after the worker starts).
 When a newer version is resolved it is loaded in a background thread and swapped in when ready;
 requests keep using the old model meanwhile, and each prediction carries the version of the model
-that made it. A registered version's artifacts must contain the YOLO ``.pt``: ``best.pt``, else
+that made it. With a ``fallback`` (a weights file), a registry URI that does not resolve yet (nothing
+registered, no such alias) serves the fallback until it does: the loop works from the first minute
+and switches to the registered model at the first resolve that succeeds.
+
+A registered version's artifacts must contain the YOLO ``.pt``: ``best.pt``, else
 ``model.pt`` (what the cycle's `evaluate` stage registers, beside ``previous.pt``), else the only one.
 """
 
@@ -149,8 +153,9 @@ class ModelStore:
         cache_dir: Path,
         tracking_uri: str | None = None,
         poll_s: float = 0.0,
+        fallback: str | None = None,
     ) -> None:
-        self.uri, self._load_fn, self.cache_dir = uri, load, cache_dir
+        self.uri, self._load_fn, self.cache_dir, self.fallback = uri, load, cache_dir, fallback
         self.tracking_uri, self.poll_s = tracking_uri, poll_s
         self._current: tuple[Any, ModelRef] | None = None
         self._target: ModelRef | None = None
@@ -169,6 +174,10 @@ class ModelStore:
                 ref = resolve(self.uri, self.tracking_uri)
             except Exception as exc:  # noqa: BLE001 - keep serving the loaded model
                 self.last_error = f"resolving {self.uri}: {type(exc).__name__}: {exc}"
+                if self._target is None and self.fallback:
+                    self._target = resolve(self.fallback)  # nothing registered yet: the base weights meanwhile
+                    log.warning("%s; serving the fallback %s until it resolves", self.last_error, self._target.version)
+                    return self._target
                 if self._target is None:
                     raise
                 log.warning("%s; keeping %s", self.last_error, self._target.version)

@@ -8,6 +8,10 @@ import numpy as np
 
 from core.labels import LabelMap
 
+# Label Studio's queue that serves the unlabeled task with the lowest prediction score of the
+# project's model version first (accepted by open-source 1.23 through the projects API)
+UNCERTAINTY_SAMPLING = "Uncertainty sampling"
+
 
 def _pct(value: float, total: int) -> float:
     return float(min(max(value / total * 100.0, 0.0), 100.0))

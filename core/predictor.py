@@ -91,6 +91,7 @@ class Predictor:
             settings.model_cache_dir,
             settings.mlflow_tracking_uri,
             settings.model_poll_s,
+            fallback=settings.fallback_weights if (model_uri or settings.model_uri).startswith("models:/") else None,
         )
         fetcher = ImageFetcher(
             label_studio_url or settings.label_studio_url,

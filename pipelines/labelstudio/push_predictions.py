@@ -18,6 +18,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from core.predictions import UNCERTAINTY_SAMPLING
+
 log = logging.getLogger(__name__)
 
 
@@ -49,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
 
     predictor = Predictor.from_settings(settings, model_uri=args.model_uri, label_studio_url=url, api_key=api_key)
     client = LabelStudio(base_url=url, api_key=api_key, timeout=300)
+    managed = settings.params["label_studio"]
     summary = push(client, args.project, predictor, batch=batch, limit=args.limit,
-                   set_project_version=not args.keep_project_version)
+                   set_project_version=managed["set_model_version"] and not args.keep_project_version,
+                   live_queue=bool(managed["live_queue"]))  # fmt: skip
     log.info(
         "project %d: %d tasks, %d already had %s, %d predicted, %d errors in %.1f s",
         args.project, summary["tasks"], summary["skipped"], summary["model_version"], summary["predicted"],
@@ -68,6 +72,7 @@ def push(
     batch: int = 64,
     limit: int | None = None,
     set_project_version: bool = True,
+    live_queue: bool = False,
     task_scores: Mapping[int, float] | None = None,
 ) -> dict[str, Any]:
     """Predict every task of ``project_id`` lacking a prediction of the current version; returns counts.
@@ -117,6 +122,9 @@ def push(
             flush()
     if pending:
         flush()
-    if set_project_version and (counts["predicted"] or counts["skipped"]):
-        client.projects.update(id=project_id, model_version=version)
+    fields: dict[str, Any] = {"model_version": version} if set_project_version else {}
+    if live_queue:
+        fields["sampling"] = UNCERTAINTY_SAMPLING
+    if fields and (counts["predicted"] or counts["skipped"]):
+        client.projects.update(id=project_id, **fields)
     return {**counts, "model_version": version, "seconds": round(time.perf_counter() - started, 2)}

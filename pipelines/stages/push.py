@@ -73,8 +73,10 @@ def _to_label_studio(params: dict[str, Any], layout: CycleLayout, cycle: int, se
     if config.get("document_root") and settings.local_files_document_root is None:  # read local files from disk
         settings = replace(settings, local_files_document_root=resolve_path(params, config["document_root"]))
     predictor = Predictor.from_settings(settings, model_uri=model_uri, label_studio_url=url, api_key=key)
-    pushed = push_predictions(ls, project, predictor, batch=int(params.get("backend", {}).get("push_batch", 64)),
-                              task_scores=scores)  # fmt: skip
+    managed = params["label_studio"]
+    pushed = push_predictions(ls, project, predictor, batch=int(params["backend"]["push_batch"]), task_scores=scores,
+                              set_project_version=bool(managed["set_model_version"]),
+                              live_queue=bool(managed["live_queue"]))  # fmt: skip
     payload = lsp.view_payload(cycle, params["strategy"]["name"], lsp.selection_threshold(scores, selected))
     existing = [v for v in ls.views.list(project=project) if (v.data or {}).get("title") == payload["title"]]
     if existing:

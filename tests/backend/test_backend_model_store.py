@@ -130,3 +130,56 @@ def test_a_moved_registry_alias_is_served_after_setup_and_by_polling(tmp_path, s
     while predict()["model_version"] != "alod-test:1":
         assert time.monotonic() < deadline, "the poller did not switch back to version 1"
         time.sleep(0.5)
+
+
+REGISTER_SCRIPT = """
+import sys
+from mlflow import MlflowClient
+uri, weights, artifacts = sys.argv[1:4]
+client = MlflowClient(uri)
+experiment = client.create_experiment("cycle", artifact_location=artifacts)
+client.create_registered_model("alod-first")
+run = client.create_run(experiment)
+client.log_artifact(run.info.run_id, weights, artifact_path="model")
+client.set_terminated(run.info.run_id)
+version = client.create_model_version("alod-first", run.info.artifact_uri + "/model", run.info.run_id).version
+client.set_registered_model_alias("alod-first", "champion", version)
+"""
+
+
+@pytest.mark.slow
+def test_an_alias_not_registered_yet_serves_the_base_weights_then_the_champion_right_after_training(
+    tmp_path, shared, params
+):
+    import base64
+    import sys
+
+    from backend.app import create_app
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [sys.executable, "-c", REGISTER_SCRIPT, uri, str(shared / BALL_WEIGHTS), str(tmp_path / "artifacts")]
+    backend = {"model_cache_dir": str(tmp_path / "cache"), "model_poll_s": 0, "train_command": command,
+               "train_dir": str(tmp_path / "train")}  # fmt: skip
+    env = {"MODEL_URI": "models:/alod-first@champion", "MLFLOW_TRACKING_URI": uri}
+    settings = BackendSettings.load({**params, "backend": {**params["backend"], **backend}}, environ=env)
+    assert settings.fallback_weights == str((shared / COCO_WEIGHTS).resolve())
+    app = create_app(settings)
+    http = app.test_client()
+    image = (shared / "data/coco128/images/train2017/000000000036.jpg").read_bytes()
+    task = {"id": 1, "data": {"image": "data:image/jpeg;base64," + base64.b64encode(image).decode()}}
+
+    assert http.post("/setup", json={"schema": CONFIG}).status_code == 200  # nothing registered is no error
+    first = http.post("/predict", json={"tasks": [task], "label_config": CONFIG}).json["results"][0]
+    assert first["model_version"] == file_version(shared / COCO_WEIGHTS)
+    assert http.post("/setup", json={"schema": CONFIG}).json["model_version"] == file_version(shared / COCO_WEIGHTS)
+
+    assert http.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}}).json["status"] == "started"
+    store = app.extensions["alod"].store
+    deadline = time.monotonic() + 90
+    while store.known_version != "alod-first:1":  # no /setup, no polling: the run's end switches the model
+        assert time.monotonic() < deadline, f"still {store.known_version}: {app.extensions['alod'].runner.state()}"
+        time.sleep(0.5)
+    store.wait_for_switch(60)
+    assert http.get("/health").json["model_version"] == "alod-first:1"
+    again = http.post("/predict", json={"tasks": [task], "label_config": CONFIG}).json["results"][0]
+    assert again["model_version"] == "alod-first:1"
