@@ -87,6 +87,6 @@ def disable_ultralytics_integrations() -> None:
     configure_environment()
     from ultralytics.utils import SETTINGS
 
-    wanted = {"mlflow": False, "wandb": False, "tensorboard": False, "clearml": False, "comet": False}
+    wanted = {"mlflow": False, "wandb": False, "tensorboard": False, "clearml": False, "comet": False, "raytune": False}
     if any(SETTINGS.get(k) != v for k, v in wanted.items()):
         SETTINGS.update(wanted)

@@ -65,7 +65,8 @@ def _read(name: str, config: Mapping[str, Any], base: Path, builder: ManifestBui
 
     split = config.get("split", "train")
     if fmt == "voc":
-        read_voc(path("root"), builder, name)
+        optional = {key: path(key) for key in ("annotations", "images") if config.get(key)}
+        read_voc(path("root"), builder, name, **optional)
     elif fmt == "yolo":
         read_yolo(path("root"), builder, name, config.get("splits"), config.get("source_names"))
     elif fmt == "coco":

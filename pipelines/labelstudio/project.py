@@ -70,3 +70,30 @@ def selection_threshold(scores: dict[int, float], selected_tasks: list[int]) -> 
     rest = sorted(v for t, v in scores.items() if t not in set(selected_tasks))
     top = max(chosen)
     return float((top + rest[0]) / 2) if rest else float(np.nextafter(top, 2.0))
+
+
+TEST_TAB = "alod: test set — label these first"
+
+
+def write_splits(config: dict[str, Any], frames: pd.DataFrame) -> int:
+    """Write each task's split into its data (``data.split``) and make the test-set tab; returns tasks changed.
+
+    The test split is what `evaluate` measures on, so its tasks must be labeled too: the tab lists them."""
+    ls = client(config)
+    _, _, project = connection(config)
+    split_of = {json.loads(m).get("ls_task_id"): s for m, s in zip(frames["meta"], frames["split"], strict=True)}
+    changed = 0
+    for task in ls.tasks.list(project=project, page_size=200, include="id,data"):
+        wanted = split_of.get(task.id)
+        if wanted is not None and (task.data or {}).get("split") != wanted:
+            ls.tasks.update(id=task.id, data={**(task.data or {}), "split": wanted})
+            changed += 1
+    view = {
+        "title": TEST_TAB,
+        "filters": {"conjunction": "and", "items": [
+            {"filter": "filter:tasks:data.split", "operator": "equal", "type": "String", "value": "test"}]},
+        "ordering": ["tasks:id"],
+    }  # fmt: skip
+    if not any((v.data or {}).get("title") == TEST_TAB for v in ls.views.list(project=project)):
+        ls.views.create(project=project, data=view)
+    return changed

@@ -16,9 +16,11 @@ from pipelines.cycle.layout import CycleLayout, read_json, write_json
 from pipelines.cycle.yolo_ops import validate_yolo
 from pipelines.datasets import Manifest
 from pipelines.datasets.yolo_writer import write_yolo_dataset
+from pipelines.labelstudio.project import TEST_TAB
 
 log = logging.getLogger("alod.evaluate")
 
+TEST_FRAMES, TEST_BOXES = "test_frames.parquet", "test_boxes.parquet"  # Label Studio: the test split as labeled
 HISTORY_FILE = "cycles.csv"
 
 
@@ -39,16 +41,31 @@ def cost_metrics(frames: int, boxes: int, map50_95: float, budget: dict[str, Any
     }
 
 
-def evaluate_model(params: dict[str, Any], layout: CycleLayout, manifest: Manifest) -> dict[str, Any]:
-    cfg = params.get("evaluate", {})
-    frames = manifest.frames[manifest.frames["split"] == cfg.get("split", "test")]
+def test_set(params: dict[str, Any], layout: CycleLayout, manifest: Manifest) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The labeled frames of the test split and their boxes: from the cycle's snapshot when the source
+    exported them (Label Studio: as labeled now), else the dataset's ground truth."""
+    cfg = params["evaluate"]
+    if (layout.snapshot / TEST_FRAMES).exists():
+        frames = pd.read_parquet(layout.snapshot / TEST_FRAMES)
+        boxes = pd.read_parquet(layout.snapshot / TEST_BOXES)
+    else:
+        frames = manifest.frames[manifest.frames["split"] == cfg["split"]]
+        boxes = manifest.boxes_of(frames["frame_id"])
     if cfg.get("limit"):
         frames = frames.head(int(cfg["limit"]))
-    if frames.empty:
-        raise ValueError(f"no frames in the evaluation split {cfg.get('split', 'test')!r}")
+    wanted = int(cfg["min_labeled_frames"])
+    if len(frames) < wanted:
+        raise ValueError(
+            f"the test split {cfg['split']!r} has {len(frames)} labeled frames, fewer than evaluate.min_labeled_frames="
+            f"{wanted}: label the tasks of the Data Manager tab {TEST_TAB!r} (or lower the setting), then rerun"
+        )
+    return frames, boxes[boxes["frame_id"].isin(set(frames["frame_id"]))]
+
+
+def evaluate_model(params: dict[str, Any], layout: CycleLayout, manifest: Manifest) -> dict[str, Any]:
+    frames, boxes = test_set(params, layout, manifest)
     data_yaml = write_yolo_dataset(
-        layout.model.parent / "eval_set", manifest.labels.names, {"val": frames},
-        manifest.boxes_of(frames["frame_id"]), layout.root,
+        layout.model.parent / "eval_set", manifest.labels.names, {"val": frames}, boxes, layout.root,
     )  # fmt: skip
     quality = validate_yolo(
         layout.model / "model.pt", data_yaml, manifest.labels.names, layout.model.parent / "eval_runs" / "val",
@@ -101,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     manifest = Manifest.load(layout.manifest)
     quality = evaluate_model(params, layout, manifest)
     cost = cost_metrics(int(trained["frames"]), int(trained["boxes"]), quality["map50_95"], params.get("budget", {}))
-    metrics = {"cycle": cycle, "map50": quality["map50"], "map50_95": quality["map50_95"], **cost}
+    metrics = {"cycle": cycle, "map50": quality["map50"], "map50_95": quality["map50_95"], **cost,
+               "test_frames": quality["test_frames"]}  # fmt: skip
     if "lead_time_s" in trained:
         metrics["lead_time_s"] = trained["lead_time_s"]
     version = tracking.register_model(params, run_id, layout.model, cycle, quality["map50_95"])

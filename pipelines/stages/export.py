@@ -19,7 +19,7 @@ from core.settings import load_params
 from pipelines.cycle.layout import CycleLayout, write_json, write_parquet
 from pipelines.cycle.oracle import AnnotationStore
 from pipelines.datasets import import_dataset
-from pipelines.stages.evaluate import HISTORY_FILE
+from pipelines.stages.evaluate import HISTORY_FILE, TEST_BOXES, TEST_FRAMES
 
 log = logging.getLogger("alod.export")
 
@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         frames = answers.frames.sort_values(["cycle", "frame_id"]).reset_index(drop=True)
         boxes = answers.boxes[answers.boxes["frame_id"].isin(set(frames["frame_id"]))]
         cycle, extra = int(frames["cycle"].max()) + 1, {}
+        for stale in (TEST_FRAMES, TEST_BOXES):  # the oracle's test split is the dataset's ground truth
+            (layout.snapshot / stale).unlink(missing_ok=True)
     boxes = boxes.sort_values(["frame_id", "x1", "y1"]).reset_index(drop=True)
     write_parquet(frames, layout.snapshot / "labeled_frames.parquet")
     write_parquet(boxes, layout.snapshot / "labeled_boxes.parquet")
@@ -72,4 +74,10 @@ def _from_label_studio(params: dict[str, Any], layout: CycleLayout) -> tuple[pd.
     cycle = (len(pd.read_csv(history)) if history.exists() else 0) + 1
     lead_times = [m["lead_time"] for m in labeled_meta if m.get("lead_time") is not None]
     extra = {"lead_time_s": round(float(sum(lead_times)), 3)} if lead_times else {}
+    # the test split as labeled now (`evaluate` measures on it; the manifest's copy is from import time)
+    annotated = meta.map(lambda m: bool(m.get("annotated")))
+    test = manifest.frames[(manifest.frames["split"] == params["evaluate"]["split"]) & annotated]
+    write_parquet(test, layout.snapshot / TEST_FRAMES)
+    write_parquet(manifest.boxes_of(test["frame_id"]), layout.snapshot / TEST_BOXES)
+    extra["test_frames_labeled"] = len(test)
     return frames, manifest.boxes_of(frames["frame_id"]).assign(cycle=-1), cycle, extra

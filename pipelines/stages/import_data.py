@@ -9,6 +9,7 @@ import logging
 from core.settings import load_params, resolve_path
 from pipelines.datasets import import_dataset
 from pipelines.datasets.images import VERIFY_MODES
+from pipelines.datasets.splits import hash_split, needs_split
 
 log = logging.getLogger("alod.import")
 
@@ -29,6 +30,16 @@ def run(args: argparse.Namespace) -> int:
     manifest, import_log = import_dataset(
         name, known[name], resolve_path(params, "."), strict=not args.lenient, verify=args.verify
     )
+    auto = params["dataset"]["auto_split"]
+    if auto and needs_split(manifest.frames):
+        fractions = float(auto["val"]), float(auto["test"])
+        manifest.frames["split"] = hash_split(manifest.frames, *fractions, seed=int(auto["seed"]))
+        log.info("%s brings no split: a deterministic one by hash (dataset.auto_split %s): %s", name, auto,
+                 manifest.frames["split"].value_counts().to_dict())  # fmt: skip
+        if known[name].get("format") == "labelstudio" and known[name].get("project"):
+            from pipelines.labelstudio.project import write_splits
+
+            write_splits(known[name], manifest.frames)
     out = resolve_path(params, args.out or params["dataset"]["manifest_dir"])
     manifest.save(out)
     log.info("imported %s into %s: %s", name, out, json.dumps(manifest.summary()))

@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no cycles yet ({path} is missing): run `dvc repro`")
     history = pd.read_csv(path)
     columns = ["cycle", "frames_labeled", "boxes_labeled", "cumulative_cost", "map50", "map50_95"]
+    columns += ["test_frames"] if "test_frames" in history else []  # labeled test frames the mAP is measured on
     print(f"\n{params['dataset']['name']} / {params['strategy']['name']}")
     print(history[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     picked = read_json(CycleLayout.from_params(params).selection / "selection.json")

@@ -65,9 +65,17 @@ def training_set(params: dict[str, Any], layout: CycleLayout, manifest: Manifest
     train = frames[frames["frame_id"].isin(set(labeled["frame_id"]))]
     cfg = params.get("train", {})
     val = validation_frames(frames, train, cfg.get("val_split", "val"), cfg.get("val_limit"))
-    boxes = pd.concat([labeled_boxes, manifest.boxes_of(val["frame_id"])], ignore_index=True)
-    out = layout.model.parent / "train_set"
-    return write_yolo_dataset(out, manifest.labels.names, {"train": train, "val": val}, boxes, layout.root)
+    return write_yolo_dataset(layout.model.parent / "train_set", manifest.labels.names, {"train": train, "val": val},
+                              training_boxes(labeled_boxes, manifest, train, val), layout.root)  # fmt: skip
+
+
+def training_boxes(
+    labeled_boxes: pd.DataFrame, manifest: Manifest, train: pd.DataFrame, val: pd.DataFrame
+) -> pd.DataFrame:
+    """The answers for the training frames, plus ground truth for the val frames that are not training
+    frames (with no val split, val falls back to the training frames: their boxes are written once)."""
+    val_only = val.loc[~val["frame_id"].isin(set(train["frame_id"])), "frame_id"]
+    return pd.concat([labeled_boxes, manifest.boxes_of(val_only)], ignore_index=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,5 +1,10 @@
 """Pascal VOC: ``Annotations/*.xml`` + ``JPEGImages/`` + ``ImageSets/Main/{train,val,test}.txt``.
 
+The layouts people have are all read: ``Annotations/`` + ``JPEGImages/`` (the original),
+``annotations/`` + ``images/``, the XML files beside their images in one folder, or explicit
+``annotations:`` / ``images:`` folders in the dataset's settings. Without ``ImageSets`` every frame
+is ``train`` (the import stage then applies ``dataset.auto_split``).
+
 Coordinates are taken as written (VOC's 1-based pixels); the border tolerance of the
 manifest absorbs the off-by-one, as ultralytics' own VOC converter does.
 """
@@ -13,11 +18,26 @@ from lxml import etree  # keeps line numbers, so errors name the line
 from ..errors import DatasetError
 from ..manifest import ManifestBuilder, SourceBox
 
+ANNOTATION_DIRS = ("Annotations", "annotations", "Annotation", "labels", "xml")
+IMAGE_DIRS = ("JPEGImages", "images", "Images", "JPEGImages_all", "img")
 
-def read_voc(root: Path, builder: ManifestBuilder, dataset: str) -> None:
-    ann_dir, img_dir = root / "Annotations", root / "JPEGImages"
-    if not ann_dir.is_dir():
-        raise DatasetError(root, "not a Pascal VOC folder: no Annotations/")
+
+def voc_folders(root: Path, annotations: Path | None = None, images: Path | None = None) -> tuple[Path, Path]:
+    """(annotation folder, image folder) of a VOC dataset in any of the common layouts."""
+    ann_dir = annotations or next((root / d for d in ANNOTATION_DIRS if (root / d).is_dir()), None)
+    if ann_dir is None and any(root.glob("*.xml")):
+        ann_dir = root  # XML files beside their images
+    if ann_dir is None or not ann_dir.is_dir():
+        raise DatasetError(root, f"not a Pascal VOC folder: no {' / '.join(ANNOTATION_DIRS)} folder and no *.xml "
+                                 "(or set `annotations:` in the dataset's settings)")  # fmt: skip
+    img_dir = images or next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), ann_dir)
+    return ann_dir, img_dir
+
+
+def read_voc(
+    root: Path, builder: ManifestBuilder, dataset: str, annotations: Path | None = None, images: Path | None = None
+) -> None:
+    ann_dir, img_dir = voc_folders(root, annotations, images)
     split_of = _splits(root / "ImageSets" / "Main")
     for xml_path in sorted(ann_dir.glob("*.xml")):
         tree = _parse(xml_path)
