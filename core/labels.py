@@ -111,12 +111,12 @@ def _build(label_config: str, class_names: tuple[str, ...]) -> LabelMap:
         for cls, name in enumerate(class_names):
             if cls not in mapping and matcher(name) in by_name:
                 mapping[cls] = by_name[matcher(name)]
-    if not mapping:
-        raise LabelConfigError(
-            f'no model class maps to a label of <RectangleLabels name="{control.name}">: labels {list(labels)}, '
-            f"model classes {list(class_names)[:20]}{' ...' if len(class_names) > 20 else ''}; "
-            'name labels after classes or add predicted_values="class1,class2" to a <Label>'
-        )
+    if not mapping:  # a new domain: the model knows none of the project's classes yet
+        log.warning(
+            "no model class maps to a label of <RectangleLabels name=%r> (labels %s; model classes %s%s): "
+            "predictions carry the task score only, no regions, until a model trained on this project is served",
+            control.name, list(labels), list(class_names)[:20], " ..." if len(class_names) > 20 else "",
+        )  # fmt: skip
     if unknown:
         log.warning("predicted_values name no model class and are ignored: %s", unknown)
     return LabelMap(

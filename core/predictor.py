@@ -182,7 +182,9 @@ class Predictor:
                 results[job[0]] = self._error(job[1], det, version)
         if good:
             ids = [str(job[1]) for job, _ in good]
-            pool = pool_from_detections(ids, [d for _, d in good], detector.names, list(label_map.class_to_label))
+            # scored over the classes the project labels, or every model class while none maps (a new domain)
+            keep = list(label_map.class_to_label) or None
+            pool = pool_from_detections(ids, [d for _, d in good], detector.names, keep)
             values = self.scorer.values(pool, ids)
             for (job, det), value in zip(good, values, strict=True):
                 results[job[0]] = task_prediction(det, label_map, self.conf_predict, to_ls_score(value), version)

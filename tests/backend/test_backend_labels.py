@@ -69,11 +69,10 @@ def test_the_first_rectanglelabels_on_an_image_is_used():
         ('<View><Text name="t" value="$t"/></View>', "no <RectangleLabels> on an <Image>"),
         ("<View><Image name=", "cannot be parsed"),
         ("", "no labeling config"),
-        (rect("cat", "horse"), "no model class maps to a label"),
         (rect('value="A" predicted_values="car"', 'value="B" predicted_values="car"'), "both 'A' and 'B'"),
         (rect("person", image_value="https://example.com/fixed.jpg"), 'needs value="$field"'),
     ],
-    ids=["choices-only", "no-image", "broken-xml", "empty", "nothing-maps", "class-in-two-labels", "literal-image"],
+    ids=["choices-only", "no-image", "broken-xml", "empty", "class-in-two-labels", "literal-image"],
 )
 def test_unusable_configs_raise_a_clear_error(config, message):
     with pytest.raises(LabelConfigError, match=message.replace("$", r"\$")):
@@ -84,3 +83,8 @@ def test_setup_check_needs_no_model():
     check_label_config(rect("anything"))  # no class names: only the structure is checked
     with pytest.raises(LabelConfigError, match="RectangleLabels"):
         check_label_config('<View><Image name="img" value="$image"/></View>')
+
+
+def test_a_project_whose_classes_the_model_lacks_gets_scores_but_no_regions_yet():
+    label_map = build_label_map(rect("cat", "horse"), COCO_SUBSET)  # a new domain: nothing maps
+    assert label_map.class_to_label == {} and label_map.dropped == tuple(COCO_SUBSET)
