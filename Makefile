@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
-.PHONY: install demo test test-fast lint clean
+.PHONY: install browser demo test test-fast lint clean
 
 install: $(STAMP)
 
@@ -24,6 +24,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev,scale]'
 	@touch $(STAMP)
+
+# The browser test drives Debian's chromium with its chromedriver (nothing is downloaded at run time).
+browser:
+	@command -v chromium >/dev/null && test -x /usr/bin/chromedriver || { \
+	  echo "installing chromium and chromium-driver (Debian packages) for the browser test"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver >/dev/null; fi; }
 
 # The main job on the embedded default (params.yaml: BCCD, uncertainty, imgsz 320): import the
 # bundled dataset, seed a random labeled set, run two active-learning cycles with `dvc repro`
@@ -40,7 +47,7 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check core backend strategies pipelines tests benchmarks
 
-test: lint
+test: lint browser
 	$(VENV)/bin/pytest -q --durations=15
 
 test-fast: lint

@@ -61,7 +61,16 @@ def view_payload(cycle: int, strategy: str, threshold: float) -> dict[str, Any]:
             ],
         },  # fmt: skip
         "ordering": ["tasks:predictions_score"],
+        "hiddenColumns": {"explore": HIDDEN_COLUMNS, "labeling": HIDDEN_COLUMNS},
     }
+
+
+# Data Manager columns an alod tab hides, so the image and the prediction score are in view
+HIDDEN_COLUMNS = [f"tasks:{c}" for c in (
+    "inner_id", "completed_at", "annotators", "annotations_results", "annotations_ids", "predictions_model_versions",
+    "predictions_results", "file_upload", "storage_filename", "created_at", "updated_at", "updated_by",
+    "avg_lead_time", "draft_exists", "comment_authors", "comment_count", "last_comment_updated_at",
+    "unresolved_comment_count", "cancelled_annotations", "total_predictions")]  # fmt: skip
 
 
 def selection_threshold(scores: dict[int, float], selected_tasks: list[int]) -> float:
