@@ -1,10 +1,12 @@
 """Latency of the ML backend under load against bare detector inference, measured in one run.
 
-    python benchmarks/serve_load.py                       # 200 requests, 16 clients, 2 gunicorn workers
+    python benchmarks/serve_load.py                       # 200 requests, 16 clients, workers from the hardware
+    python benchmarks/serve_load.py --imgsz 160 --workers 2 --no-batching
     python benchmarks/serve_load.py --requests 100 --clients 8 --source data-url
 
-Starts the backend with gunicorn on 127.0.0.1 (``--workers`` processes, each with ``clients /
-workers`` threads and CPU cores / workers torch threads) and sends ``--requests`` single-task
+Starts the backend with gunicorn on 127.0.0.1 (``--workers`` processes, default backend/sizing.py's
+choice, each with ``clients / workers`` threads and CPU cores / workers torch threads; cross-request
+batching as in params.yaml unless ``--no-batching`` / ``--batch-wait-ms``) and sends ``--requests`` single-task
 ``/predict`` requests from ``--clients`` concurrent clients (closed loop; a new connection per
 request unless ``--keep-alive``), the way Label Studio's interactive pre-annotation does. The
 task points at one image as Label Studio Local Storage does (``/data/local-files/?d=...``, read
@@ -119,7 +121,9 @@ def bare(image_path: str, workers: int, calls: int, torch_n: int) -> tuple[list[
 # -- the backend over HTTP ------------------------------------------------------------------------
 
 
-def start_backend(workers: int, threads: int, document_root: Path, log: Path) -> tuple[subprocess.Popen, str]:
+def start_backend(
+    workers: int, threads: int, document_root: Path, log: Path, settings: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALOD__", "BASIC_AUTH", "MODEL_URI"))}
     env.update(
@@ -133,6 +137,7 @@ def start_backend(workers: int, threads: int, document_root: Path, log: Path) ->
         ALOD__BACKEND__MODEL_POLL_S="0",
         ALOD__BACKEND__TRAIN_DIR=str(log.parent / "train"),
         ALOD_METRICS_DIR=str(log.parent / "metrics"),
+        **(settings or {}),
     )
     cmd = [sys.executable, "-m", "gunicorn", "-c", "backend/gunicorn_conf.py", "backend.app:create_app()"]
     with open(log, "ab") as f:
@@ -228,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: backend/sizing.py for this machine)")
+    parser.add_argument("--imgsz", type=int, help="model.imgsz of the backend and the bare runs")
+    parser.add_argument("--no-batching", action="store_true", help="backend.batching: false (one pass per request)")
+    parser.add_argument("--batch-wait-ms", type=float, help="backend.batch_wait_ms (default: params.yaml)")
     parser.add_argument("--threads", type=int, help="gunicorn threads per worker (default: clients / workers)")
     parser.add_argument("--image", default=DEFAULT_IMAGE, help="image file (relative to the repo root)")
     parser.add_argument("--source", choices=("local-files", "data-url", "http"), default="local-files",
@@ -238,7 +246,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     configure_environment()
+    settings: dict[str, str] = {}
+    if args.imgsz:
+        settings["ALOD__MODEL__IMGSZ"] = str(args.imgsz)
+    if args.no_batching:
+        settings["ALOD__BACKEND__BATCHING"] = "false"
+    if args.batch_wait_ms is not None:
+        settings["ALOD__BACKEND__BATCH_WAIT_MS"] = str(args.batch_wait_ms)
+    os.environ.update(settings)  # the bare processes read the same settings
     params = load_params()
+    if args.workers is None:
+        from backend.sizing import plan
+
+        args.workers = plan(environ={}).workers
     image = resolve_path(params, args.image)
     assert image is not None and image.is_file(), f"no image at {image}"
     root = image.parent.parent.parent.parent  # ../shared/data for the default COCO128 image
@@ -262,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"image {image.name}, imgsz {params['model']['imgsz']}, {args.workers} workers x "
           f"{args.threads or max(1, args.clients // args.workers)} threads x {torch_threads(args.workers)} torch "
           f"threads, {args.clients} clients{' (keep-alive)' if args.keep_alive else ''}, {args.requests} requests, "
-          f"source {args.source}, {os.cpu_count()} CPU cores")
+          f"source {args.source}, {os.cpu_count()} CPU cores, batching "
+          f"{'off' if args.no_batching else 'on'}")
     results: dict[str, dict[str, float]] = {}
     n_torch = torch_threads(args.workers)  # what each gunicorn worker gets, for every bare run too
 
@@ -273,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bare_run("bare", f"bare, {args.workers} processes (before)", args.workers, args.requests)
     threads = args.threads or max(1, args.clients // args.workers)
-    proc, url = start_backend(args.workers, threads, root, tmp / "gunicorn.log")
+    proc, url = start_backend(args.workers, threads, root, tmp / "gunicorn.log", settings)
     try:
         wait_ready(url, proc, args.workers)
         http_load(url, ref, args.clients, 4 * args.clients)  # warm-up: every thread, every worker
@@ -310,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.single:
         print(f"p50 ratio, 1 client: HTTP / bare detect {ratios['single_vs_detect']:.3f}, "
               f"HTTP / bare read + detect {ratios['single_vs_read_detect']:.3f}")
-    output = {"results": results, "ratios": ratios, "errors": errors}
+    output = {"results": results, "ratios": ratios, "errors": errors, "imgsz": params["model"]["imgsz"],
+              "workers": args.workers, "threads": threads, "torch_threads": n_torch, "clients": args.clients,
+              "batching": not args.no_batching, "cpus": os.cpu_count()}
     if args.json:
         Path(args.json).write_text(json.dumps(output, indent=1))
     return 0 if errors == 0 else 1
