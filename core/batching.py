@@ -6,7 +6,8 @@ distinct model and hands every caller back its own slice of the results, in orde
 
 When to run: at once when the queue holds ``max_batch`` images, or when no other request has
 announced itself (`DetectionBatcher.coming`: a request that is still reading its images), or when
-the oldest queued request has waited ``max_wait_s``. A lone request therefore never waits on
+the oldest queued request has waited ``max_wait_s``. A lone request (model idle, nothing queued,
+nobody announced) runs in its own thread, with no hand-off at all; it therefore never waits on
 purpose, and no request waits more than ``max_wait_s`` for others to join (requests that queue
 while the model is busy simply ride the next pass). Results of one request never depend on the
 other requests of its batch as long as the detect function gives per-image results (`Detector`
@@ -68,6 +69,7 @@ class DetectionBatcher:
         self._cond = threading.Condition()
         self._queue: list[_Job] = []
         self._coming = 0
+        self._busy = False  # a pass is running (in the batcher thread or inline in a lone caller)
         self._thread: threading.Thread | None = None
         self.passes = 0  # detect calls made (for tests and metrics)
 
@@ -112,9 +114,21 @@ class DetectionBatcher:
             if ticket is not None and ticket.pending:  # queued now: no longer "coming"
                 ticket.pending = False
                 self._coming -= 1
-            self._ensure_thread()
-            self._queue.append(job)
-            self._cond.notify_all()
+            inline = not self._busy and not self._queue and self._coming <= 0
+            if inline:
+                self._busy = True
+            else:
+                self._ensure_thread()
+                self._queue.append(job)
+                self._cond.notify_all()
+        if inline:
+            job.batch_images = len(job.images)
+            try:
+                self._run_group([job])
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
         job.done.wait()
         if stats is not None:
             stats.append(BatchStats(job.held_s, job.waited_s, job.batch_images))
@@ -138,13 +152,17 @@ class DetectionBatcher:
             by_model: dict[int, list[_Job]] = {}
             for job in jobs:  # a model switch can land between two requests of one batch
                 by_model.setdefault(id(job.model), []).append(job)
-            for group in by_model.values():
-                self._run_group(group)
+            try:
+                for group in by_model.values():
+                    self._run_group(group)
+            finally:
+                with self._cond:
+                    self._busy = False
 
     def _next_batch(self) -> tuple[list[_Job], float]:
         """Wait for work, then take whole jobs up to ``max_batch`` images (at least one job)."""
         with self._cond:
-            while not self._queue:
+            while not self._queue or self._busy:
                 self._cond.wait()
             seen = time.perf_counter()
             deadline = self._queue[0].queued + self.max_wait_s
@@ -160,6 +178,7 @@ class DetectionBatcher:
                 job = self._queue.pop(0)
                 taken.append(job)
                 size += len(job.images)
+            self._busy = True
             return taken, held
 
     def _run_group(self, jobs: list[_Job]) -> None:

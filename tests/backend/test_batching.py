@@ -7,6 +7,7 @@ the real YOLO detector on COCO images, two requests at once with different label
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +111,43 @@ def test_requests_of_different_models_never_share_a_pass():
     assert sorted(detect.calls) == [[1], [2]]
 
 
-def test_a_lone_request_is_not_held():
+def test_a_lone_request_is_not_held_and_runs_in_its_own_thread():
     batcher = DetectionBatcher(FakeDetect(), max_batch=8, max_wait_s=WAIT_S)
     stats: list[BatchStats] = []
     with batcher.coming() as ticket:
         assert batcher.run("m", [4], stats, ticket) == [("m", 40)]
-    assert stats[0].held_s < TOLERANCE_S and stats[0].batch_images == 1
+    assert stats[0] == BatchStats(held_s=0.0, waited_s=0.0, batch_images=1)
+    assert batcher._thread is None  # no hand-off to the batcher thread
+
+
+def test_requests_arriving_during_a_lone_pass_ride_the_next_one():
+    release, detect = threading.Event(), FakeDetect()
+
+    def slow(model: Any, images: list[Any]) -> list[Any]:
+        if images == [1]:
+            release.wait(10)
+        return detect(model, images)
+
+    batcher = DetectionBatcher(slow, max_batch=8, max_wait_s=5.0)
+    results: list[Any] = [None] * 3
+
+    def call(i: int) -> None:
+        results[i] = batcher.run("m", [i + 1])
+
+    first = threading.Thread(target=call, args=(0,))
+    first.start()
+    while not batcher._busy:
+        time.sleep(0.001)
+    others = [threading.Thread(target=call, args=(i,)) for i in (1, 2)]
+    for t in others:
+        t.start()
+    while len(batcher._queue) < 2:
+        time.sleep(0.001)
+    release.set()
+    for t in [first, *others]:
+        t.join(10)
+    assert results == [[("m", 10)], [("m", 20)], [("m", 30)]]
+    assert detect.calls == [[1], [2, 3]]
 
 
 def test_waiting_for_an_announced_request_that_never_comes_is_bounded_by_the_wait():
