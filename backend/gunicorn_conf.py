@@ -5,7 +5,7 @@
 Each worker process holds one copy of the model (loaded in the background as soon as the worker
 starts, see `post_worker_init`); its threads serve concurrent requests and share that model, and
 their images go through shared forward passes (core/batching.py). Workers and threads come from
-the hardware (backend/sizing.py: one worker per GPU, else one per 2 CPU cores; WORKERS / THREADS
+the hardware (backend/sizing.py: one worker per GPU, else one per CPU core; WORKERS / THREADS
 win); torch gets CPU cores / workers threads per worker unless TORCH_THREADS (or
 backend.torch_threads) says otherwise.
 """

@@ -5,11 +5,12 @@
   processes' kernels, while cross-request batching (core/batching.py) already fills the GPU from
   one process. Many threads (``GPU_THREADS``): a thread only parses, reads the image and waits for
   the shared pass, and the more requests are in flight the fuller the batches.
-- CPU: one worker per ``CPU_CORES_PER_WORKER`` cores, torch threads = cores / workers. Measured
-  with `benchmarks/serve_load.py` on the 2-core dev machine (docs/runtime.md): with batching,
-  one worker with 2 torch threads and two workers with 1 each serve 16 clients at about the
-  same p50; one worker per 2 cores halves the model copies, gets larger batches and leaves the
-  GIL-bound request handling of the second core to the torch threads.
+- CPU: one worker per core (``CPU_CORES_PER_WORKER``), one torch thread each. Measured with
+  `benchmarks/serve_load.py` on the 2-core dev machine (docs/runtime.md): a small detector gains
+  little from a second intra-op thread (yolo11n at imgsz 320: 22 ms per image with 2 threads,
+  23 ms with 1), so two single-threaded workers have nearly twice the throughput of one
+  two-threaded worker, and their request handling (HTTP, JSON, decoding, GIL-bound) runs on both
+  cores; at 16 clients the p50 was about half of the one-worker p50 at imgsz 320.
   Threads: enough requests in flight to fill a batch (``detector.batch``) while the previous one runs.
 
 WORKERS / THREADS in the environment always win.
@@ -21,7 +22,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-CPU_CORES_PER_WORKER = 2
+CPU_CORES_PER_WORKER = 1
 GPU_THREADS = 64
 CPU_MIN_THREADS = 8
 
@@ -70,7 +71,7 @@ def plan(
     else:
         workers = max(1, cpus // CPU_CORES_PER_WORKER)
         threads = max(CPU_MIN_THREADS, 2 * batch)
-        reason = f"{cpus} CPU cores: one worker per {CPU_CORES_PER_WORKER} cores, {cpus // workers} torch threads each"
+        reason = f"{cpus} CPU cores: {workers} workers, {cpus // workers} torch thread(s) each"
     if env.get("WORKERS"):
         workers, reason = int(env["WORKERS"]), f"WORKERS={env['WORKERS']}"
     if env.get("THREADS"):
