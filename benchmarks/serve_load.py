@@ -1,10 +1,13 @@
 """Latency of the ML backend under load against bare detector inference, measured in one run.
 
-    python benchmarks/serve_load.py                       # 200 requests, 16 clients, 2 gunicorn workers
+    python benchmarks/serve_load.py                       # 200 requests, 16 clients, workers from the hardware
+    python benchmarks/serve_load.py --imgsz 160 --workers 2 --no-batching
+    python benchmarks/serve_load.py --clients 16,64 --compare-batching   # both modes, each client count
     python benchmarks/serve_load.py --requests 100 --clients 8 --source data-url
 
-Starts the backend with gunicorn on 127.0.0.1 (``--workers`` processes, each with ``clients /
-workers`` threads and CPU cores / workers torch threads) and sends ``--requests`` single-task
+Starts the backend with gunicorn on 127.0.0.1 (``--workers`` processes, default backend/sizing.py's
+choice, each with ``clients / workers`` threads and CPU cores / workers torch threads; cross-request
+batching as in params.yaml unless ``--no-batching`` / ``--batch-wait-ms``) and sends ``--requests`` single-task
 ``/predict`` requests from ``--clients`` concurrent clients (closed loop; a new connection per
 request unless ``--keep-alive``), the way Label Studio's interactive pre-annotation does. The
 task points at one image as Label Studio Local Storage does (``/data/local-files/?d=...``, read
@@ -119,7 +122,9 @@ def bare(image_path: str, workers: int, calls: int, torch_n: int) -> tuple[list[
 # -- the backend over HTTP ------------------------------------------------------------------------
 
 
-def start_backend(workers: int, threads: int, document_root: Path, log: Path) -> tuple[subprocess.Popen, str]:
+def start_backend(
+    workers: int, threads: int, document_root: Path, log: Path, settings: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALOD__", "BASIC_AUTH", "MODEL_URI"))}
     env.update(
@@ -133,6 +138,7 @@ def start_backend(workers: int, threads: int, document_root: Path, log: Path) ->
         ALOD__BACKEND__MODEL_POLL_S="0",
         ALOD__BACKEND__TRAIN_DIR=str(log.parent / "train"),
         ALOD_METRICS_DIR=str(log.parent / "metrics"),
+        **(settings or {}),
     )
     cmd = [sys.executable, "-m", "gunicorn", "-c", "backend/gunicorn_conf.py", "backend.app:create_app()"]
     with open(log, "ab") as f:
@@ -227,8 +233,12 @@ def summary(name: str, latencies: list[float], wall: float | None = None) -> dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clients", default="16", help="concurrent clients; a list (16,64) runs each in turn")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: backend/sizing.py for this machine)")
+    parser.add_argument("--imgsz", type=int, help="model.imgsz of the backend and the bare runs")
+    parser.add_argument("--no-batching", action="store_true", help="backend.batching: false (one pass per request)")
+    parser.add_argument("--batch-wait-ms", type=float, help="backend.batch_wait_ms (default: params.yaml)")
+    parser.add_argument("--compare-batching", action="store_true", help="run with and then without batching")
     parser.add_argument("--threads", type=int, help="gunicorn threads per worker (default: clients / workers)")
     parser.add_argument("--image", default=DEFAULT_IMAGE, help="image file (relative to the repo root)")
     parser.add_argument("--source", choices=("local-files", "data-url", "http"), default="local-files",
@@ -238,7 +248,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     configure_environment()
+    settings: dict[str, str] = {}
+    if args.imgsz:
+        settings["ALOD__MODEL__IMGSZ"] = str(args.imgsz)
+    if args.no_batching:
+        settings["ALOD__BACKEND__BATCHING"] = "false"
+    if args.batch_wait_ms is not None:
+        settings["ALOD__BACKEND__BATCH_WAIT_MS"] = str(args.batch_wait_ms)
+    os.environ.update(settings)  # the bare processes read the same settings
     params = load_params()
+    if args.workers is None:
+        from backend.sizing import plan
+
+        args.workers = plan(environ={}).workers
     image = resolve_path(params, args.image)
     assert image is not None and image.is_file(), f"no image at {image}"
     root = image.parent.parent.parent.parent  # ../shared/data for the default COCO128 image
@@ -259,35 +281,49 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         ref = f"http://127.0.0.1:{server.server_address[1]}/{image.name}"
 
-    print(f"image {image.name}, imgsz {params['model']['imgsz']}, {args.workers} workers x "
-          f"{args.threads or max(1, args.clients // args.workers)} threads x {torch_threads(args.workers)} torch "
-          f"threads, {args.clients} clients{' (keep-alive)' if args.keep_alive else ''}, {args.requests} requests, "
-          f"source {args.source}, {os.cpu_count()} CPU cores")
-    results: dict[str, dict[str, float]] = {}
+    clients = [int(c) for c in str(args.clients).split(",")]
+    modes = [True, False] if args.compare_batching else [not args.no_batching]
+    threads = args.threads or max(1, max(clients) // args.workers)
     n_torch = torch_threads(args.workers)  # what each gunicorn worker gets, for every bare run too
+    print(f"image {image.name}, imgsz {params['model']['imgsz']}, {args.workers} workers x {threads} threads x "
+          f"{n_torch} torch threads, {args.clients} clients{' (keep-alive)' if args.keep_alive else ''}, "
+          f"{args.requests} requests, source {args.source}, {os.cpu_count()} CPU cores, batching "
+          f"{'on and off' if len(modes) > 1 else 'on' if modes[0] else 'off'}")
+    results: dict[str, dict[str, float]] = {}
 
     def bare_run(key: str, label: str, workers: int, n: int) -> None:
         read_detect, detect_only, wall = bare(str(image), workers, n, n_torch)
         results[f"{key}_read"] = summary(f"{label}: read + detect", read_detect, wall)
         results[f"{key}_detect"] = summary(f"{label}: detect only", detect_only)
 
+    def http_key(batching: bool, n: int) -> str:  # "http" alone for one configuration, as before
+        if len(modes) == 1 and len(clients) == 1:
+            return "http"
+        return f"http_{'batching' if batching else 'no_batching'}_{n}"
+
     bare_run("bare", f"bare, {args.workers} processes (before)", args.workers, args.requests)
-    threads = args.threads or max(1, args.clients // args.workers)
-    proc, url = start_backend(args.workers, threads, root, tmp / "gunicorn.log")
-    try:
-        wait_ready(url, proc, args.workers)
-        http_load(url, ref, args.clients, 4 * args.clients)  # warm-up: every thread, every worker
-        started = time.perf_counter()
-        latencies, errors, examples = http_load(url, ref, args.clients, args.requests, args.keep_alive)
-        results["http"] = summary(f"HTTP /predict, {args.clients} clients", latencies, time.perf_counter() - started)
-        if args.single:
-            single = http_load(url, ref, 1, args.single, args.keep_alive)[0]
-            results["http_single"] = summary("HTTP /predict, 1 client", single)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(60)
-        if server is not None:
-            server.shutdown()
+    errors, examples = 0, []
+    for batching in modes:
+        mode = {**settings, "ALOD__BACKEND__BATCHING": "true" if batching else "false"}
+        proc, url = start_backend(args.workers, threads, root, tmp / "gunicorn.log", mode)
+        try:
+            wait_ready(url, proc, args.workers)
+            for n in clients:
+                http_load(url, ref, n, 4 * n)  # warm-up: every thread, every worker
+                started = time.perf_counter()
+                latencies, bad, some = http_load(url, ref, n, args.requests, args.keep_alive)
+                errors, examples = errors + bad, examples + some
+                label = f"HTTP /predict, {n} clients" + ("" if len(modes) == 1 else
+                                                         f", batching {'on' if batching else 'off'}")
+                results[http_key(batching, n)] = summary(label, latencies, time.perf_counter() - started)
+            if args.single and batching == modes[0]:
+                single = http_load(url, ref, 1, args.single, args.keep_alive)[0]
+                results["http_single"] = summary("HTTP /predict, 1 client", single)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(60)
+    if server is not None:
+        server.shutdown()
     bare_run("bare_after", f"bare, {args.workers} processes (after)", args.workers, args.requests)
     if args.single:
         bare_run("bare_single", "bare, 1 process", 1, args.single)
@@ -296,21 +332,33 @@ def main(argv: list[str] | None = None) -> int:
         return results[key]["p50_ms"]
 
     detect = (p50("bare_detect") + p50("bare_after_detect")) / 2
-    allowed = args.clients * detect / args.workers  # Little's law at the bare detector's service time
     bare_rate = (results["bare_read"]["per_s"] + results["bare_after_read"]["per_s"]) / 2
-    ratios = {"p50_vs_bare_at_same_concurrency": p50("http") / allowed,
-              "bare_throughput_vs_http": bare_rate / results["http"]["per_s"]}
+    print(f"errors: {errors}" + (f"  e.g. {examples[:3]}" if examples else ""))
+    ratios: dict[str, float] = {}
+    runs = []
+    for batching in modes:
+        for n in clients:
+            key = http_key(batching, n)
+            allowed = n * detect / args.workers  # Little's law at the bare detector's service time
+            row = {"clients": n, "batching": batching, "p50_ms": p50(key), "p95_ms": results[key]["p95_ms"],
+                   "per_s": results[key]["per_s"], "bare_p50_at_concurrency_ms": allowed,
+                   "p50_vs_bare_at_same_concurrency": p50(key) / allowed,
+                   "bare_throughput_vs_http": bare_rate / results[key]["per_s"]}
+            runs.append(row)
+            print(f"p50 ratio, {n} clients{'' if len(modes) == 1 else f', batching {batching}'}: HTTP "
+                  f"{p50(key):.1f} ms / bare-detector p50 at that concurrency {allowed:.1f} ms = "
+                  f"{row['p50_vs_bare_at_same_concurrency']:.3f}  (target <= 1.15); throughput: bare read + "
+                  f"detect / HTTP = {row['bare_throughput_vs_http']:.3f}")
+    if len(runs) == 1:
+        ratios = {k: runs[0][k] for k in ("p50_vs_bare_at_same_concurrency", "bare_throughput_vs_http")}
     if args.single:
         ratios["single_vs_detect"] = p50("http_single") / p50("bare_single_detect")
         ratios["single_vs_read_detect"] = p50("http_single") / p50("bare_single_read")
-    print(f"errors: {errors}" + (f"  e.g. {examples}" if examples else ""))
-    print(f"p50 ratio, {args.clients} clients: HTTP {p50('http'):.1f} ms / bare-detector p50 at that concurrency "
-          f"{allowed:.1f} ms = {ratios['p50_vs_bare_at_same_concurrency']:.3f}  (target <= 1.15)")
-    print(f"throughput: bare read + detect / HTTP = {ratios['bare_throughput_vs_http']:.3f}")
-    if args.single:
         print(f"p50 ratio, 1 client: HTTP / bare detect {ratios['single_vs_detect']:.3f}, "
               f"HTTP / bare read + detect {ratios['single_vs_read_detect']:.3f}")
-    output = {"results": results, "ratios": ratios, "errors": errors}
+    output = {"results": results, "ratios": ratios, "runs": runs, "errors": errors,
+              "imgsz": params["model"]["imgsz"], "workers": args.workers, "threads": threads,
+              "torch_threads": n_torch, "cpus": os.cpu_count()}
     if args.json:
         Path(args.json).write_text(json.dumps(output, indent=1))
     return 0 if errors == 0 else 1

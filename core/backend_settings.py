@@ -27,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
     "max_request_mb": 64,
     "chunk_tasks": 32,  # tasks fetched and detected together (bounds memory of a large batch)
     "fetch_workers": 8,
+    "batching": True,  # images of concurrent /predict requests share one forward pass (core/batching.py)
+    "batch_wait_ms": 5.0,  # longest a queued request waits for announced ones to join; a lone one never waits
+    "batch_size": None,  # None: detector.batch; images per shared forward pass
     "image_timeout_s": 10.0,  # per image download (connect + read, whole body)
     "image_max_mb": 50,
     "image_max_pixels": 50_000_000,
@@ -53,6 +56,9 @@ class BackendSettings:
     max_request_bytes: int = 64 << 20
     chunk_tasks: int = 32
     fetch_workers: int = 8
+    batching: bool = True
+    batch_wait_ms: float = 5.0
+    batch_size: int | None = None
     image_timeout_s: float = 10.0
     image_max_bytes: int = 50 << 20
     image_max_pixels: int = 50_000_000
@@ -101,6 +107,9 @@ class BackendSettings:
             max_request_bytes=int(float(cfg["max_request_mb"]) * (1 << 20)),
             chunk_tasks=max(1, int(cfg["chunk_tasks"])),
             fetch_workers=max(1, int(cfg["fetch_workers"])),
+            batching=_flag(cfg["batching"]),
+            batch_wait_ms=max(0.0, float(cfg["batch_wait_ms"])),
+            batch_size=max(1, int(cfg["batch_size"])) if cfg["batch_size"] else None,
             image_timeout_s=float(cfg["image_timeout_s"]),
             image_max_bytes=int(float(cfg["image_max_mb"]) * (1 << 20)),
             image_max_pixels=int(cfg["image_max_pixels"]),
@@ -118,6 +127,13 @@ class BackendSettings:
             seed=int(params.get("seed", 0) or 0),
             conf_predict=float(detector.get("conf_predict", 0.25)),
         )
+
+
+def _flag(value: Any) -> bool:
+    """A YAML bool, or the string an environment override may carry."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
 
 
 def _tracking_uri(params: dict[str, Any], env: Any, configured: str | None) -> str | None:

@@ -9,6 +9,7 @@ all its images in memory. A task whose image cannot be read (or that has no imag
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.backend_settings import BackendSettings
+from core.batching import BatchStats, DetectionBatcher, Ticket
 from core.fetch import ImageFetcher
 from core.images import ImageLoadError
 from core.labels import LabelMap, build_label_map
@@ -41,7 +43,8 @@ class PredictResult:
     results: list[dict[str, Any]]  # one per task, in order: a prediction or {"error": ..., "task": ...}
     model_version: str
     errors: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage: fetch, wait (batcher queue), detect, convert
+    batches: list[BatchStats] = field(default_factory=list)  # one per chunk that went through the batcher
 
 
 class Predictor:
@@ -55,14 +58,22 @@ class Predictor:
         conf_predict: float = 0.25,
         chunk_tasks: int = 32,
         fetch_workers: int = 8,
+        batch_size: int | None = None,
+        batch_wait_ms: float | None = None,
         metrics: Metrics | None = None,
     ) -> None:
+        """``batch_wait_ms`` None (or < 0) turns cross-request batching off; ``batch_size`` None is the
+        detector's own batch (``detector.batch``)."""
         self.store, self.fetcher, self.scorer, self.metrics = store, fetcher, scorer, metrics
         self.conf_predict = float(conf_predict)
         # boxes under the pre-annotation threshold still count for the score
         self.options = dataclasses.replace(options, conf=min(options.conf, self.conf_predict))
         self.chunk_tasks = max(1, int(chunk_tasks))
         self._pool = ThreadPoolExecutor(max_workers=max(1, int(fetch_workers)), thread_name_prefix="alod-fetch")
+        self.batcher: DetectionBatcher | None = None
+        if batch_wait_ms is not None and batch_wait_ms >= 0:
+            self.batcher = DetectionBatcher(self._detect, batch_size or 0, batch_wait_ms / 1000)
+        self._batch_size_from_detector = batch_size is None
 
     @classmethod
     def from_settings(
@@ -110,6 +121,8 @@ class Predictor:
             conf_predict=settings.conf_predict,
             chunk_tasks=settings.chunk_tasks,
             fetch_workers=settings.fetch_workers,
+            batch_size=settings.batch_size,
+            batch_wait_ms=settings.batch_wait_ms if settings.batching else None,
             metrics=metrics,
         )
 
@@ -125,10 +138,10 @@ class Predictor:
         label_map = build_label_map(label_config, detector.names)
         fetcher = fetcher or self.fetcher
         out = PredictResult([], ref.version)
-        totals = {"fetch": 0.0, "detect": 0.0, "convert": 0.0}
+        totals = {"fetch": 0.0, "wait": 0.0, "detect": 0.0, "convert": 0.0}
         for start in range(0, len(tasks), self.chunk_tasks):
             chunk = tasks[start : start + self.chunk_tasks]
-            out.results.extend(self._chunk(chunk, detector, ref.version, label_map, fetcher, totals))
+            out.results.extend(self._chunk(chunk, detector, ref.version, label_map, fetcher, totals, out.batches))
         out.errors = sum("error" in r for r in out.results)
         out.seconds = totals
         if self.metrics is not None:
@@ -146,6 +159,7 @@ class Predictor:
         label_map: LabelMap,
         fetcher: ImageFetcher,
         totals: dict[str, float],
+        batches: list[BatchStats],
     ) -> list[dict[str, Any]]:
         results: list[dict[str, Any] | None] = [None] * len(tasks)
         jobs: list[tuple[int, Any, Any]] = []
@@ -159,21 +173,24 @@ class Predictor:
             else:
                 jobs.append((i, task_id, data[label_map.data_key]))
 
-        started = time.perf_counter()
-        if len(jobs) == 1:  # interactive pre-annotation: no hand-off to the pool
-            loaded = [self._load(fetcher, jobs[0][2], jobs[0][1])]
-        else:
-            loaded = list(self._pool.map(lambda job: self._load(fetcher, job[2], job[1]), jobs))
-        totals["fetch"] += time.perf_counter() - started
+        announce = self.batcher.coming() if self.batcher is not None and jobs else contextlib.nullcontext()
+        with announce as ticket:  # concurrent requests' passes wait (briefly) for this one while it reads
+            started = time.perf_counter()
+            if len(jobs) == 1:  # interactive pre-annotation: no hand-off to the pool
+                loaded = [self._load(fetcher, jobs[0][2], jobs[0][1])]
+            else:
+                loaded = list(self._pool.map(lambda job: self._load(fetcher, job[2], job[1]), jobs))
+            totals["fetch"] += time.perf_counter() - started
 
-        ok = [(job, image) for job, image in zip(jobs, loaded, strict=True) if isinstance(image, np.ndarray)]
-        for job, image in zip(jobs, loaded, strict=True):
-            if not isinstance(image, np.ndarray):
-                results[job[0]] = self._error(job[1], str(image), version)
+            ok = [(job, image) for job, image in zip(jobs, loaded, strict=True) if isinstance(image, np.ndarray)]
+            for job, image in zip(jobs, loaded, strict=True):
+                if not isinstance(image, np.ndarray):
+                    results[job[0]] = self._error(job[1], str(image), version)
 
-        started = time.perf_counter()
-        dets = self._detect(detector, [image for _, image in ok])
-        totals["detect"] += time.perf_counter() - started
+            started = time.perf_counter()
+            dets, waited = self._detect_shared(detector, [image for _, image in ok], batches, ticket)
+            totals["wait"] += waited
+            totals["detect"] += time.perf_counter() - started - waited
 
         started = time.perf_counter()
         good = [(job, det) for (job, _), det in zip(ok, dets, strict=True) if not isinstance(det, str)]
@@ -200,6 +217,17 @@ class Predictor:
         except Exception as exc:  # noqa: BLE001 - one bad task must not fail the batch
             log.exception("task %s: unexpected error while reading its image", task_id)
             return f"cannot read the image: {type(exc).__name__}: {exc}"
+
+    def _detect_shared(
+        self, detector: Any, images: list[np.ndarray], batches: list[BatchStats], ticket: Ticket | None
+    ) -> tuple[list[Any], float]:
+        """`_detect`, through the cross-request batcher when there is one, and the seconds spent in its queue."""
+        if self.batcher is None or not images:
+            return self._detect(detector, images), 0.0
+        if self._batch_size_from_detector:
+            self.batcher.max_batch = max(1, int(getattr(detector, "batch", 1)))
+        dets = self.batcher.run(detector, images, batches, ticket)
+        return dets, batches[-1].waited_s
 
     def _detect(self, detector: Any, images: list[np.ndarray]) -> list[Any]:
         """Detections per image; an image the detector fails on gets an error string instead."""
