@@ -95,6 +95,13 @@ def create_app(settings: BackendSettings | None = None, metrics_dir: str | None 
             format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
         )
     settings = settings or BackendSettings.load()
+    if settings.basic_auth is None and not settings.insecure_no_auth:
+        raise RuntimeError(
+            "the backend needs BASIC_AUTH_USER and BASIC_AUTH_PASS (give the same pair to Label Studio when connecting "
+            "the model); on a trusted network only, ALOD_INSECURE_NO_AUTH=1 serves without authentication"
+        )
+    if settings.basic_auth is None:
+        log.warning("serving WITHOUT authentication (insecure_no_auth): anyone who reaches this port can use it")
     backend = Backend(settings, metrics_dir or os.environ.get("ALOD_METRICS_DIR"))
     app = Flask("alod.backend")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes

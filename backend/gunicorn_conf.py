@@ -30,7 +30,8 @@ def _detector_settings() -> dict:
 _detector = _detector_settings()
 _plan = plan(gpus=visible_gpus(device=_detector.get("device")), batch=int(_detector.get("batch") or 8))
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '9090')}"
+# loopback unless told otherwise: the container images set HOST=0.0.0.0 (their network is the stack's own)
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '9090')}"
 workers = _plan.workers
 threads = _plan.threads
 worker_class = "gthread"

@@ -138,6 +138,7 @@ def start_backend(
         ALOD__BACKEND__MODEL_POLL_S="0",
         ALOD__BACKEND__TRAIN_DIR=str(log.parent / "train"),
         ALOD_METRICS_DIR=str(log.parent / "metrics"),
+        ALOD_INSECURE_NO_AUTH="1",  # a benchmark on 127.0.0.1
         **(settings or {}),
     )
     cmd = [sys.executable, "-m", "gunicorn", "-c", "backend/gunicorn_conf.py", "backend.app:create_app()"]

@@ -33,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "image_timeout_s": 10.0,  # per image download (connect + read, whole body)
     "image_max_mb": 50,
     "image_max_pixels": 50_000_000,
+    "image_hosts_allow": [],  # hosts (a.example.com, *.s3.amazonaws.com), IPs or CIDRs images may come from
+    "insecure_no_auth": False,  # serve without BASIC_AUTH_USER/PASS (only on a trusted network; logged at start)
     "train_command": "dvc repro",
     "train_dir": "runs/backend",  # lock, state and logs of training runs started by the backend
     "train_after_annotations": 0,  # start a run after this many annotation webhooks; 0 = never
@@ -62,6 +64,8 @@ class BackendSettings:
     image_timeout_s: float = 10.0
     image_max_bytes: int = 50 << 20
     image_max_pixels: int = 50_000_000
+    image_hosts_allow: tuple[str, ...] = ()
+    insecure_no_auth: bool = False
     train_command: tuple[str, ...] = ("dvc", "repro")
     train_dir: Path = Path("runs/backend")
     train_after_annotations: int = 0
@@ -113,6 +117,8 @@ class BackendSettings:
             image_timeout_s=float(cfg["image_timeout_s"]),
             image_max_bytes=int(float(cfg["image_max_mb"]) * (1 << 20)),
             image_max_pixels=int(cfg["image_max_pixels"]),
+            image_hosts_allow=tuple(str(h) for h in cfg["image_hosts_allow"] or ()),
+            insecure_no_auth=_truthy(env.get("ALOD_INSECURE_NO_AUTH", cfg["insecure_no_auth"])),
             train_command=tuple(shlex.split(command) if isinstance(command, str) else map(str, command)),
             train_dir=resolve_path(params, cfg["train_dir"]),  # type: ignore[arg-type]
             train_after_annotations=int(cfg["train_after_annotations"] or 0),
@@ -145,3 +151,7 @@ def _tracking_uri(params: dict[str, Any], env: Any, configured: str | None) -> s
     from core.tracking import tracking_uri
 
     return tracking_uri(params)
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in ("1", "true", "yes", "on")

@@ -22,52 +22,27 @@ import logging
 import os
 import re
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote_to_bytes, urlparse
 
 import numpy as np
 import requests
 
+from core.egress import EgressPolicy, GuardedSession
 from core.images import ImageLoadError, load_image
+
+log = logging.getLogger(__name__)
 
 # label-studio-sdk logs every download at INFO and warns about "localhost" on every call; our
 # per-task errors carry the reasons instead.
 logging.getLogger("label_studio_sdk._extensions.label_studio_tools.core.utils.io").setLevel(logging.ERROR)
 
-_LS_PREFIXES = ("/data/", "/tasks/", "/storage-data/", "/api/", "data/upload", "upload/", "/upload/")
+# Label Studio media: the only paths fetched with the API key (uploads, local files, storage, presign)
+_LS_PREFIXES = ("/data/upload/", "/data/local-files", "/storage-data/", "/tasks/", "data/upload", "upload/", "/upload/")
+_MEDIA_PATH = re.compile(r"^/(data/upload/|data/local-files/?|storage-data/|tasks/\d+/(presign|resolve)/)")
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO", "GIF")  # decoded only after PIL read their size
+UNREADABLE_URL = "cannot read the image at this URL (refused, unreachable or failing)"
 _CLOUD = ("s3://", "gs://", "azure-blob://", "s3:", "gs:", "azure-blob:")
-
-
-class _LimitedSession(requests.Session):
-    """A session whose requests always have a timeout, a total deadline and a body size limit."""
-
-    def __init__(self, timeout: float, max_bytes: int) -> None:
-        super().__init__()
-        self.timeout, self.max_bytes = timeout, max_bytes
-
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        kwargs.setdefault("timeout", (min(3.0, self.timeout), self.timeout))
-        kwargs["stream"] = True
-        deadline = time.monotonic() + self.timeout
-        response = super().request(method, url, **kwargs)
-        length = response.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) > self.max_bytes:
-            response.close()
-            raise ImageLoadError(url, f"image too large: {int(length)} bytes > limit {self.max_bytes}")
-        body = bytearray()
-        while chunk := response.raw.read1(1 << 16, decode_content=True):  # returns what has arrived
-            body += chunk
-            if len(body) > self.max_bytes:
-                response.close()
-                raise ImageLoadError(url, f"image too large: more than {self.max_bytes} bytes")
-            if time.monotonic() > deadline:
-                response.close()
-                raise ImageLoadError(url, f"download took longer than {self.timeout:g} s")
-        response._content = bytes(body)  # what response.content returns from now on
-        response._content_consumed = True
-        return response
 
 
 class ImageFetcher:
@@ -81,8 +56,11 @@ class ImageFetcher:
         timeout: float = 10.0,
         max_bytes: int = 50 << 20,
         max_pixels: int = 50_000_000,
+        allowed_hosts: tuple[str, ...] = (),
     ) -> None:
         self.label_studio_url = label_studio_url.rstrip("/") if label_studio_url else None
+        self.allowed_hosts = tuple(allowed_hosts)
+        self.policy = EgressPolicy.build(self.label_studio_url, self.allowed_hosts)
         self.api_key = api_key
         self.document_root = Path(document_root).resolve() if document_root else None
         self.timeout, self.max_bytes, self.max_pixels = float(timeout), int(max_bytes), int(max_pixels)
@@ -99,6 +77,7 @@ class ImageFetcher:
             self.timeout,
             self.max_bytes,
             self.max_pixels,
+            self.allowed_hosts,
         )
 
     def load(self, ref: object, task_id: int | None = None) -> np.ndarray:
@@ -160,7 +139,11 @@ class ImageFetcher:
                 path = resolve_local_storage_file(ref)
         except FileNotFoundError as exc:  # the path leaves the document root
             raise ImageLoadError(_short(ref), str(exc)) from None
-        return Path(path) if path and Path(path).is_file() else None
+        if not path or not Path(path).is_file():
+            return None
+        if not Path(path).resolve().is_relative_to(self.document_root):  # a symlink that leads out of the root
+            raise ImageLoadError(_short(ref), "the file lies outside the local files document root")
+        return Path(path)
 
     def _download(self, ref: str, tmp: Path, task_id: int | None) -> Path:
         from label_studio_sdk._extensions.label_studio_tools.core.utils.io import get_local_path, http_session
@@ -168,6 +151,8 @@ class ImageFetcher:
         lowered = ref.lower()
         if lowered.startswith(("http://", "https://")):
             url = ref
+            same_host = self.label_studio_url and urlparse(ref).netloc == urlparse(self.label_studio_url).netloc
+            with_key = bool(same_host and _MEDIA_PATH.match(urlparse(ref).path))  # never the key for /api/...
         elif ref.startswith(_LS_PREFIXES) or lowered.startswith(_CLOUD):
             if not self.label_studio_url or not self.api_key:
                 raise ImageLoadError(
@@ -177,31 +162,27 @@ class ImageFetcher:
                 raise ImageLoadError(_short(ref), "a cloud storage URI needs the task id to be presigned")
             sdk_paths = ref.startswith(("/data/", "data/upload", "upload/", "/upload/")) or lowered.startswith(_CLOUD)
             url = ref if sdk_paths else self.label_studio_url + "/" + ref.lstrip("/")
+            with_key = True
         else:
             raise ImageLoadError(_short(ref), "unsupported image reference (expected a URL or a Label Studio path)")
-        session = _LimitedSession(self.timeout, self.max_bytes)
+        session = GuardedSession(self.policy, self.timeout, self.max_bytes)
         try:
             with http_session(session):
                 path = get_local_path(
                     url,
                     cache_dir=str(tmp),
                     hostname=self.label_studio_url or "",
-                    access_token=self.api_key or "",
+                    access_token=(self.api_key or "") if with_key else "",
                     task_id=task_id,
                     image_dir=str(tmp / "no-local-uploads"),  # never look into ~/.local/share/label-studio
                     download_resources=True,
                 )
         except ImageLoadError as exc:
             raise ImageLoadError(_short(ref), exc.reason) from None
-        except requests.HTTPError as exc:
-            code = exc.response.status_code if exc.response is not None else "?"
-            raise ImageLoadError(_short(ref), f"download failed: HTTP {code}") from None
-        except requests.Timeout:
-            raise ImageLoadError(_short(ref), f"download timed out after {self.timeout:g} s") from None
-        except requests.ConnectionError as exc:
-            raise ImageLoadError(_short(ref), f"cannot connect: {_reason(exc)}") from None
         except (requests.RequestException, OSError, ValueError) as exc:
-            raise ImageLoadError(_short(ref), f"download failed: {type(exc).__name__}: {_reason(exc)}") from None
+            # one message for refused, unreachable and failing URLs: the answer must not map the network
+            log.info("image %s: %s: %s", _short(ref), type(exc).__name__, _reason(exc))
+            raise ImageLoadError(_short(ref), UNREADABLE_URL) from None
         finally:
             session.close()
         return Path(path)
@@ -216,11 +197,13 @@ class ImageFetcher:
 
         try:
             with Image.open(path) as im:  # reads the header only
-                width, height = im.size
+                width, height, kind = im.width, im.height, im.format
         except Image.DecompressionBombError as exc:  # PIL's own, higher limit
             raise ImageLoadError(_short(ref), f"image too large: {exc}") from None
-        except Exception:  # noqa: BLE001 - not an image PIL knows: the decoder decides below
-            return
+        except Exception:  # noqa: BLE001 - nothing is decoded whose size is not known first
+            raise ImageLoadError(_short(ref), f"not an image format the backend reads ({', '.join(FORMATS)})") from None
+        if kind not in FORMATS:
+            raise ImageLoadError(_short(ref), f"image format {kind} is not read ({', '.join(FORMATS)})")
         if width * height > self.max_pixels:
             raise ImageLoadError(
                 _short(ref), f"image too large: {width}x{height} pixels > limit {self.max_pixels}"

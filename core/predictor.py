@@ -111,6 +111,7 @@ class Predictor:
             settings.image_timeout_s,
             settings.image_max_bytes,
             settings.image_max_pixels,
+            settings.image_hosts_allow,
         )
         scorer = TaskScorer(settings.strategy, settings.strategy_params, settings.seed)
         return cls(

@@ -233,7 +233,7 @@ class BackendServer:
 def start_backend(tmp: Path, extra_env: dict[str, str], *, wait_model: bool = True) -> BackendServer:
     port = free_port()
     train_dir = tmp / "train"
-    foreign = ("ALOD__", "BASIC_AUTH", "LABEL_STUDIO", "MODEL_URI")
+    foreign = ("ALOD__", "ALOD_INSECURE", "BASIC_AUTH", "LABEL_STUDIO", "MODEL_URI")
     env = {k: v for k, v in os.environ.items() if not k.startswith(foreign)}
     env.update(
         HOST="127.0.0.1",
@@ -247,6 +247,8 @@ def start_backend(tmp: Path, extra_env: dict[str, str], *, wait_model: bool = Tr
         PYTHONUNBUFFERED="1",
     )
     env.update(extra_env)
+    if "BASIC_AUTH_USER" not in env:  # the tests' own backends on 127.0.0.1; tests/security checks the default
+        env["ALOD_INSECURE_NO_AUTH"] = "1"
     log = tmp / "gunicorn.log"
     cmd = [sys.executable, "-m", "gunicorn", "-c", "backend/gunicorn_conf.py", "backend.app:create_app()"]
     with open(log, "ab") as out:

@@ -97,7 +97,7 @@ def test_a_moved_registry_alias_is_served_after_setup_and_by_polling(tmp_path, s
         return str(version)
 
     assert register(shared / COCO_WEIGHTS) == "1"
-    env = {"MODEL_URI": "models:/alod-test@champion", "MLFLOW_TRACKING_URI": uri}
+    env = {"MODEL_URI": "models:/alod-test@champion", "MLFLOW_TRACKING_URI": uri, "ALOD_INSECURE_NO_AUTH": "1"}
     settings = BackendSettings.load({**params, "backend": {"model_cache_dir": str(tmp_path / "cache"),
                                                            "model_poll_s": 0.5}}, environ=env)
     app = create_app(settings)
@@ -160,7 +160,7 @@ def test_an_alias_not_registered_yet_serves_the_base_weights_then_the_champion_r
     command = [sys.executable, "-c", REGISTER_SCRIPT, uri, str(shared / BALL_WEIGHTS), str(tmp_path / "artifacts")]
     backend = {"model_cache_dir": str(tmp_path / "cache"), "model_poll_s": 0, "train_command": command,
                "train_dir": str(tmp_path / "train")}  # fmt: skip
-    env = {"MODEL_URI": "models:/alod-first@champion", "MLFLOW_TRACKING_URI": uri}
+    env = {"MODEL_URI": "models:/alod-first@champion", "MLFLOW_TRACKING_URI": uri, "ALOD_INSECURE_NO_AUTH": "1"}
     settings = BackendSettings.load({**params, "backend": {**params["backend"], **backend}}, environ=env)
     assert settings.fallback_weights == str((shared / COCO_WEIGHTS).resolve())
     app = create_app(settings)

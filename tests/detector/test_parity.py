@@ -74,7 +74,7 @@ def label_config(names: list[str]) -> str:
 def test_predict_and_the_score_stage_agree_on_every_frame(settings, images, stage_pool, strategy, strategy_params):
     expected = frame_scores(strategy, stage_pool, CycleState(), np.random.default_rng(0), **strategy_params)
     params = {**settings, "strategy": {"name": strategy, "params": strategy_params}}
-    http = create_app(BackendSettings.load(params, environ={})).test_client()
+    http = create_app(BackendSettings.load(params, environ={"ALOD_INSECURE_NO_AUTH": "1"})).test_client()
     tasks = [{"id": i + 1, "data": {"image": "data:image/jpeg;base64," + base64.b64encode(p.read_bytes()).decode()}}
              for i, p in enumerate(images)]  # fmt: skip
     reply = http.post("/predict", json={"tasks": tasks, "label_config": label_config(list(stage_pool.class_names))})
