@@ -145,7 +145,7 @@ def create_app(settings: BackendSettings | None = None, metrics_dir: str | None 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:
         log.exception("unhandled error in %s %s", request.method, request.path)
-        return jsonify({"error": f"internal error: {type(exc).__name__}: {exc}"}), 500
+        return jsonify({"error": "internal error (see the backend's log)"}), 500  # no internals to the caller
 
     @app.get("/")
     @app.get("/health")
@@ -258,7 +258,10 @@ def _json_object() -> dict[str, Any]:
     """The request body as a JSON object; malformed JSON or another type is a 400 with a message."""
     from werkzeug.exceptions import BadRequest
 
-    body = request.get_json(force=True, silent=True, cache=True)
+    try:
+        body = request.get_json(force=True, silent=True, cache=True)
+    except RecursionError:  # nested deeper than the parser goes: malformed for our purposes
+        raise BadRequest("the request body is nested too deeply") from None
     if body is None:
         raw = request.get_data(cache=True)
         if not raw.strip():

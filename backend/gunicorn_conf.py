@@ -34,7 +34,8 @@ _plan = plan(gpus=visible_gpus(device=_detector.get("device")), batch=int(_detec
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '9090')}"
 workers = _plan.workers
 threads = _plan.threads
-worker_class = "gthread"
+# gthread, with each request read by the event loop before a thread serves it (slow clients hold no thread)
+worker_class = "backend.worker.BufferingThreadWorker"
 # Label Studio waits 100 s for /predict; a longer request is already lost, but inference must
 # not be killed half-way by a short default.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "300"))

@@ -11,10 +11,12 @@ Model classes that match no label are dropped (their boxes are neither shown nor
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from label_studio_sdk.label_interface import LabelInterface
@@ -54,17 +56,40 @@ def _rectangle_labels(interface: LabelInterface) -> tuple[Any, Any]:
     )
 
 
+MAX_CONFIG_BYTES = 256 << 10  # a labeling config is a few KB; anything near this is not one
+CACHE_SIZE = 64
+_cache: OrderedDict[str, LabelMap] = OrderedDict()  # by a digest of config and classes: no config text kept
+_cache_lock = threading.Lock()
+
+
 def build_label_map(label_config: str, class_names: Sequence[str]) -> LabelMap:
     """The label map of ``label_config`` for a model with ``class_names`` (index = class id)."""
-    return _build(label_config, tuple(str(n) for n in class_names))
+    _check_size(label_config)
+    names = tuple(str(n) for n in class_names)
+    key = hashlib.sha256("\0".join((label_config, *names)).encode()).hexdigest()
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    label_map = _build(label_config, names)
+    with _cache_lock:
+        _cache[key] = label_map
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return label_map
 
 
 def check_label_config(label_config: str) -> None:
     """Raise LabelConfigError unless the config has a usable RectangleLabels on an Image."""
+    _check_size(label_config)
     _parse(label_config)
 
 
-@lru_cache(maxsize=64)
+def _check_size(label_config: object) -> None:
+    if isinstance(label_config, str) and len(label_config) > MAX_CONFIG_BYTES:
+        raise LabelConfigError(f"the labeling config is larger than {MAX_CONFIG_BYTES} bytes")
+
+
 def _parse(label_config: str) -> tuple[Any, Any, str]:
     if not isinstance(label_config, str) or not label_config.strip():
         raise LabelConfigError("the request has no labeling config (label_config)")
@@ -81,7 +106,6 @@ def _parse(label_config: str) -> tuple[Any, Any, str]:
     return control, image, value[1:]
 
 
-@lru_cache(maxsize=64)
 def _build(label_config: str, class_names: tuple[str, ...]) -> LabelMap:
     control, image, data_key = _parse(label_config)
     labels = tuple(control.labels)
