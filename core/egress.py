@@ -50,6 +50,7 @@ def _is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool
 @dataclass(frozen=True)
 class EgressPolicy:
     label_studio_host: str | None = None
+    label_studio_port: int | None = None  # Label Studio is allowed on its own port, not on every port of its host
     host_patterns: tuple[str, ...] = ()
     networks: tuple[Network, ...] = ()
 
@@ -62,12 +63,14 @@ class EgressPolicy:
                 networks.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
                 patterns.append(entry)
-        host = urlparse(label_studio_url).hostname if label_studio_url else None
-        return cls(host.lower() if host else None, tuple(patterns), tuple(networks))
+        parsed = urlparse(label_studio_url) if label_studio_url else None
+        host = parsed.hostname.lower() if parsed and parsed.hostname else None
+        return cls(host, _port(parsed) if parsed else None, tuple(patterns), tuple(networks))
 
-    def host_allowed(self, host: str) -> bool:
+    def host_allowed(self, host: str, port: int | None = None) -> bool:
         host = host.lower().strip("[]")
-        if host == self.label_studio_host or any(fnmatch.fnmatchcase(host, p) for p in self.host_patterns):
+        is_label_studio = host == self.label_studio_host and (port is None or port == self.label_studio_port)
+        if is_label_studio or any(fnmatch.fnmatchcase(host, p) for p in self.host_patterns):
             return True
         try:
             address = ipaddress.ip_address(host)
@@ -83,6 +86,10 @@ class EgressPolicy:
         host = host.lower().strip("[]")
         exact = host == self.label_studio_host or host in self.host_patterns  # no wildcard reaches inside
         return exact or any(address in net for net in self.networks)
+
+
+def _port(parsed: Any) -> int:
+    return parsed.port or (443 if parsed.scheme == "https" else 80)
 
 
 @dataclass
@@ -185,7 +192,7 @@ class GuardedSession(requests.Session):
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise EgressRefused(f"not an http(s) URL: {parsed.scheme}")
-        if not self.policy.host_allowed(parsed.hostname):
+        if not self.policy.host_allowed(parsed.hostname, _port(parsed)):
             raise EgressRefused(f"host {parsed.hostname} is not allowed")
 
     def _read(self, response: requests.Response, url: str) -> requests.Response:

@@ -118,3 +118,22 @@ def test_packages_import_only_what_the_layout_allows() -> None:
         if (src := name.split(".")[0]) != (dst := target.split(".")[0]) and dst not in ALLOWED[src]
     )
     assert wrong == []
+
+
+def test_the_readme_layout_names_only_folders_that_exist() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    named, parent = [], ""
+    for line in block.splitlines():
+        words = line.split()
+        if not words or not words[0].endswith("/"):
+            continue
+        if line.startswith("  "):  # an indented entry lives in the folder above it
+            named.append(parent + words[0])
+        else:
+            parent = words[0]
+            named.append(words[0])
+    missing = [name for name in named if not (REPO_ROOT / name).is_dir()]
+    assert len(named) >= 10 and missing == []
+    packages = {p.name for p in REPO_ROOT.iterdir() if (p / "__init__.py").exists() and p.name != "tests"}
+    assert packages <= {n.rstrip("/") for n in named}  # and every package is named

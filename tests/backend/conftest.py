@@ -301,6 +301,7 @@ def backend_server(
             "ALOD__BACKEND__TRAIN_COMMAND": f'{sys.executable} -c "{TRAIN_SCRIPT}"',
             "ALOD_TEST_RUNS": str(tmp / "runs.txt"),
             "ALOD__BACKEND__IMAGE_MAX_MB": "2",
+            "ALOD__BACKEND__IMAGE_HOSTS_ALLOW": '["127.0.0.1"]',  # the tests' file server, as a storage host
             "ALOD__BACKEND__IMAGE_MAX_PIXELS": "20000000",
             "ALOD__BACKEND__IMAGE_TIMEOUT_S": "5",
         },
