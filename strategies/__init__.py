@@ -7,9 +7,15 @@
 `available()` lists the strategies and their parameters; `register` adds your own.
 """
 
-from strategies import baselines, box_level, diversity, hybrid, localization, uncertainty  # noqa: F401
+import importlib
+import pkgutil
+
 from strategies.pool import Budget, CycleState, ScoredPool, Selection
 from strategies.registry import TEMPORAL_DEFAULTS, available, register, select
+
+# every module of this package is imported, so a strategy in a new module registers itself
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "TEMPORAL_DEFAULTS",

@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import DatasetError
+from ..formats import Source, register_format
 from ..manifest import ManifestBuilder, SourceBox
 
 
@@ -41,3 +42,8 @@ def read_coco(json_path: Path, images_dir: Path, builder: ManifestBuilder, datas
             listed_from_folder=False,
             where=(f"{json_path} images[{i}] (id {img['id']})", None),
         )
+
+
+@register_format("coco")
+def read_coco_source(source: Source) -> None:
+    read_coco(source.path("json"), source.path("images"), source.builder, source.name, source.split)

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlparse
 
 from ..errors import DatasetError
+from ..formats import Source, register_format
 from ..manifest import Manifest, ManifestBuilder, SourceBox
 
 LOCAL_FILES_PREFIX = "/data/local-files/?d="
@@ -167,3 +168,18 @@ def _task_image(image: str, root: Path, document_root: Path | None) -> str:
     if document_root is not None:
         return LOCAL_FILES_PREFIX + quote(os.path.relpath(path, document_root.resolve()))
     return str(path)
+
+
+@register_format("labelstudio")
+def read_labelstudio_source(source: Source) -> None:
+    """A JSON export (``json:``) or a live project (``project:``, through the SDK)."""
+    config, doc_root = dict(source.config), source.optional_path("document_root")
+    image_key = config.get("image_key", "image")
+    if config.get("project"):
+        from pipelines.labelstudio.project import client, connection, export_tasks
+
+        url, _, project = connection(config)
+        tasks = export_tasks(client(config), project)
+        read_labelstudio_tasks(tasks, f"{url} project {project}", source.builder, source.name, image_key, doc_root, url)
+    else:
+        read_labelstudio(source.path("json"), source.builder, source.name, image_key, doc_root)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import DatasetError
+from ..formats import Source, register_format
 from ..images import list_images
 from ..manifest import ManifestBuilder, SourceBox
 
@@ -88,3 +89,8 @@ def _frame_number(image: Path) -> int:
     if not digits:
         raise DatasetError(image, "cannot tell the frame number from the file name")
     return int(digits[-1])
+
+
+@register_format("mot")
+def read_mot_source(source: Source) -> None:
+    read_mot(source.path("root"), source.builder, source.name, source.split, source.config.get("classes", (1,)))

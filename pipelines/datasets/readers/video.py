@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import DatasetError
+from ..formats import Source, register_format
 from ..images import list_images
 from ..manifest import ManifestBuilder
 
@@ -80,3 +81,15 @@ def extract_frames(video: Path, out: Path, every: int, builder: ManifestBuilder)
                 yield number, path
         except av.error.FFmpegError as e:
             builder.log.warn(f"{video}: decoding stopped after frame {index} ({e})", "truncated video")
+
+
+@register_format("video")
+def read_video_source(source: Source) -> None:
+    frames_dir = source.optional_path("frames_dir") or source.base / "data" / "frames" / source.name
+    every = int(source.config.get("every", 1))
+    read_video_files(source.path("root"), source.builder, source.name, frames_dir, every, source.split)
+
+
+@register_format("frames")
+def read_frames_source(source: Source) -> None:
+    read_frame_folders(source.path("root"), source.builder, source.name, source.split)

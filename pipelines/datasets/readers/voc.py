@@ -16,6 +16,7 @@ from pathlib import Path
 from lxml import etree  # keeps line numbers, so errors name the line
 
 from ..errors import DatasetError
+from ..formats import Source, register_format
 from ..manifest import ManifestBuilder, SourceBox
 
 ANNOTATION_DIRS = ("Annotations", "annotations", "Annotation", "labels", "xml")
@@ -86,3 +87,9 @@ def _splits(main: Path) -> dict[str, str]:
             for stem in f.read_text().split():
                 split_of[stem] = split
     return split_of
+
+
+@register_format("voc")
+def read_voc_source(source: Source) -> None:
+    read_voc(source.path("root"), source.builder, source.name, source.optional_path("annotations"),
+             source.optional_path("images"))  # fmt: skip

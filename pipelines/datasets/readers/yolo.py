@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..errors import DatasetError
+from ..formats import Source, register_format
 from ..images import image_size, list_images
 from ..manifest import ManifestBuilder, SourceBox
 
@@ -75,3 +76,9 @@ def _read_label_file(path: Path, width: int, height: int, names: Sequence[str]):
         if cls != int(cls) or not 0 <= int(cls) < len(names):
             raise DatasetError(path, f"unknown class id {fields[0]!r}; known ids 0..{len(names) - 1}", line_no)
         yield SourceBox(x1 * width, y1 * height, x2 * width, y2 * height, names[int(cls)], (str(path), line_no))
+
+
+@register_format("yolo")
+def read_yolo_source(source: Source) -> None:
+    config = source.config
+    read_yolo(source.path("root"), source.builder, source.name, config.get("splits"), config.get("source_names"))
