@@ -38,7 +38,7 @@ def test_push_writes_one_prediction_per_readable_task_and_sets_the_project_versi
     assert push(label_studio, pid) == 0
     predictions = list(ls.predictions.list(project=pid))
     assert len(predictions) == len(IMAGES)  # the unreachable task has none, and a logged reason
-    assert "gone.jpg" in caplog.text and "Connection refused" in caplog.text
+    assert "gone.jpg" in caplog.text and "cannot read the image at this URL" in caplog.text
     versions = {p.model_version for p in predictions}
     assert len(versions) == 1
     assert ls.projects.get(id=pid).model_version == versions.pop()
