@@ -19,6 +19,8 @@ WORKERS / THREADS in the environment always win.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,12 +50,23 @@ def visible_gpus(environ: dict[str, str] | os._Environ | None = None, device: st
     if wanted not in ("", "auto", "none"):
         return tuple(d.strip().removeprefix("cuda:") for d in wanted.split(",") if d.strip())
     proc = Path("/proc/driver/nvidia/gpus")
-    count = len(list(proc.iterdir())) if proc.is_dir() else 0
+    count = len(list(proc.iterdir())) if proc.is_dir() else _nvidia_smi_count()
     ids = [str(i) for i in range(count)]
     visible = env.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         ids = [d.strip() for d in visible.split(",") if d.strip() and d.strip() != "-1"][: count or None]
     return tuple(ids) if count else ()
+
+
+def _nvidia_smi_count() -> int:
+    """GPUs listed by ``nvidia-smi -L`` (containers may lack /proc/driver/nvidia); 0 without it."""
+    if not shutil.which("nvidia-smi"):
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(line.startswith("GPU ") for line in out.splitlines())
 
 
 def plan(

@@ -28,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "chunk_tasks": 32,  # tasks fetched and detected together (bounds memory of a large batch)
     "fetch_workers": 8,
     "batching": True,  # images of concurrent /predict requests share one forward pass (core/batching.py)
-    "batch_wait_ms": 5.0,  # longest a queued request waits for announced ones to join; a lone one never waits
+    "batch_wait_ms": None,  # most a queued request waits for announced ones; None: 0 on CPU, 2 on GPU
     "batch_size": None,  # None: detector.batch; images per shared forward pass
     "image_timeout_s": 10.0,  # per image download (connect + read, whole body)
     "image_max_mb": 50,
@@ -59,7 +59,7 @@ class BackendSettings:
     chunk_tasks: int = 32
     fetch_workers: int = 8
     batching: bool = True
-    batch_wait_ms: float = 5.0
+    batch_wait_ms: float | None = None
     batch_size: int | None = None
     image_timeout_s: float = 10.0
     image_max_bytes: int = 50 << 20
@@ -112,7 +112,7 @@ class BackendSettings:
             chunk_tasks=max(1, int(cfg["chunk_tasks"])),
             fetch_workers=max(1, int(cfg["fetch_workers"])),
             batching=_flag(cfg["batching"]),
-            batch_wait_ms=max(0.0, float(cfg["batch_wait_ms"])),
+            batch_wait_ms=max(0.0, float(cfg["batch_wait_ms"])) if cfg["batch_wait_ms"] is not None else None,
             batch_size=max(1, int(cfg["batch_size"])) if cfg["batch_size"] else None,
             image_timeout_s=float(cfg["image_timeout_s"]),
             image_max_bytes=int(float(cfg["image_max_mb"]) * (1 << 20)),

@@ -47,6 +47,21 @@ class PredictResult:
     batches: list[BatchStats] = field(default_factory=list)  # one per chunk that went through the batcher
 
 
+GPU_WAIT_MS = 2.0
+
+
+def auto_wait_ms(detector: Any) -> float:
+    """``backend.batch_wait_ms: null``: 0 on the CPU, ``GPU_WAIT_MS`` on an accelerator.
+
+    A CPU pass costs about in proportion to its images, so holding a ready request for others only
+    adds latency (benchmarks/serve_load.py: p50 at 4 and 16 clients no better with 5 ms than with 0);
+    requests that arrive while a pass runs still share the next one. A GPU pass of 8 images costs
+    about what one image costs, so a short hold fills batches.
+    """
+    device = getattr(detector, "device", None)
+    return 0.0 if getattr(device, "type", "cpu") == "cpu" else GPU_WAIT_MS
+
+
 class Predictor:
     def __init__(
         self,
@@ -58,12 +73,13 @@ class Predictor:
         conf_predict: float = 0.25,
         chunk_tasks: int = 32,
         fetch_workers: int = 8,
+        batching: bool = False,
         batch_size: int | None = None,
         batch_wait_ms: float | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        """``batch_wait_ms`` None (or < 0) turns cross-request batching off; ``batch_size`` None is the
-        detector's own batch (``detector.batch``)."""
+        """``batching``: concurrent calls share detect passes (core/batching.py). ``batch_size`` None is
+        the detector's own batch; ``batch_wait_ms`` None is `auto_wait_ms` of the detector's device."""
         self.store, self.fetcher, self.scorer, self.metrics = store, fetcher, scorer, metrics
         self.conf_predict = float(conf_predict)
         # boxes under the pre-annotation threshold still count for the score
@@ -71,9 +87,10 @@ class Predictor:
         self.chunk_tasks = max(1, int(chunk_tasks))
         self._pool = ThreadPoolExecutor(max_workers=max(1, int(fetch_workers)), thread_name_prefix="alod-fetch")
         self.batcher: DetectionBatcher | None = None
-        if batch_wait_ms is not None and batch_wait_ms >= 0:
-            self.batcher = DetectionBatcher(self._detect, batch_size or 0, batch_wait_ms / 1000)
+        if batching:
+            self.batcher = DetectionBatcher(self._detect, batch_size or 1, (batch_wait_ms or 0) / 1000)
         self._batch_size_from_detector = batch_size is None
+        self._wait_from_detector = batch_wait_ms is None
 
     @classmethod
     def from_settings(
@@ -122,8 +139,9 @@ class Predictor:
             conf_predict=settings.conf_predict,
             chunk_tasks=settings.chunk_tasks,
             fetch_workers=settings.fetch_workers,
+            batching=settings.batching,
             batch_size=settings.batch_size,
-            batch_wait_ms=settings.batch_wait_ms if settings.batching else None,
+            batch_wait_ms=settings.batch_wait_ms,
             metrics=metrics,
         )
 
@@ -227,6 +245,8 @@ class Predictor:
             return self._detect(detector, images), 0.0
         if self._batch_size_from_detector:
             self.batcher.max_batch = max(1, int(getattr(detector, "batch", 1)))
+        if self._wait_from_detector:
+            self.batcher.max_wait_s = auto_wait_ms(detector) / 1000
         dets = self.batcher.run(detector, images, batches, ticket)
         return dets, batches[-1].waited_s
 

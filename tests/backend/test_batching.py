@@ -190,7 +190,8 @@ def predictor(detector: Any, tmp_path: Path, wait_ms: float | None) -> Predictor
     store = ModelStore(str(tmp_path / "model.pt"), lambda _: detector, tmp_path)
     store._current = (detector, type("Ref", (), {"version": "test@1"})())  # loaded: no weights file needed
     options = DetectionOptions(conf=0.05, tta_flip=False, divergence_radius=None)
-    return Predictor(store, ImageFetcher(), TaskScorer("uncertainty"), options, batch_wait_ms=wait_ms)
+    return Predictor(store, ImageFetcher(), TaskScorer("uncertainty"), options, batching=wait_ms is not None,
+                     batch_wait_ms=wait_ms)  # fmt: skip
 
 
 class BarrierFetcher(ImageFetcher):
@@ -260,3 +261,12 @@ def test_a_lone_request_waits_no_longer_than_the_configured_wait(
     assert out.errors == 0 and out.batches[0].batch_images == 1
     assert out.batches[0].held_s <= WAIT_S + TOLERANCE_S
     assert out.seconds["wait"] <= WAIT_S + TOLERANCE_S
+
+
+def test_the_default_wait_is_zero_on_the_cpu_and_short_on_a_gpu():
+    from types import SimpleNamespace
+
+    from core.predictor import GPU_WAIT_MS, auto_wait_ms
+
+    assert auto_wait_ms(SimpleNamespace(device=SimpleNamespace(type="cpu"))) == 0.0
+    assert auto_wait_ms(SimpleNamespace(device=SimpleNamespace(type="cuda"))) == GPU_WAIT_MS > 0
