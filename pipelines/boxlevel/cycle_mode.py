@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.benchmark.boxes import BoxSettings
 from pipelines.boxlevel.oracle import answer_queries
 from pipelines.boxlevel.partial_labels import (
     ANSWER_COLUMNS,
@@ -43,6 +42,7 @@ from pipelines.boxlevel.partial_labels import (
     restrict,
     training_boxes,
 )
+from pipelines.boxlevel.settings import BoxSettings
 from pipelines.cycle.layout import CycleLayout, write_parquet
 from pipelines.datasets import Manifest
 from strategies.pool import ScoredPool, Selection
