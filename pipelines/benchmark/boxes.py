@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +46,7 @@ from pipelines.boxlevel.partial_labels import (
     training_boxes,
     write_weighted_yolo_dataset,
 )
+from pipelines.boxlevel.settings import BoxSettings
 from pipelines.cycle.layout import read_json, write_json
 from pipelines.cycle.oracle import initial_frames
 from pipelines.cycle.yolo_ops import validate_yolo
@@ -61,26 +61,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("alod.benchmark")
 
 COST_COLUMNS = ("boxes_accepted", "boxes_corrected", "boxes_rejected", "boxes_noisy")
-
-
-@dataclass(frozen=True)
-class BoxSettings:
-    """Box-level settings: `params.yaml` ``box_level``, overridden by a strategy spec's ``box``."""
-
-    iou_snap: float = 0.5  # a query with IoU >= this to a ground-truth box snaps to it, else it is background
-    accept_iou: float = 0.9  # a snapped query of the right class at least this close counts as accepted
-    noisy_weight: float = 0.5  # lambda_d: loss weight of the noisy (unqueried predicted) boxes
-    noisy_conf: float | None = None  # predicted boxes at or above this become noisy labels; None: budget threshold
-    cover_iou: float = 0.5  # a predicted box this close to an earlier answer is neither asked again nor noisy
-
-    @classmethod
-    def resolve(cls, params: dict[str, Any], spec: dict[str, Any]) -> BoxSettings:
-        merged = {**(params.get("box_level") or {}), **(spec.get("box") or {})}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(merged) - known)
-        if unknown:
-            raise ValueError(f"unknown box-level settings {unknown}; valid: {sorted(known)}")
-        return cls(**merged)
 
 
 def run_box_strategy(bench: Benchmark, seed: int, label: str, spec: dict[str, Any]) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from core import tracking
 from core.settings import load_params
+from pipelines.boxlevel import cycle_mode as box_mode
 from pipelines.cycle.layout import CycleLayout, read_json, write_json
 from pipelines.cycle.yolo_ops import validate_yolo
 from pipelines.datasets import Manifest
@@ -118,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
     manifest = Manifest.load(layout.manifest)
     quality = evaluate_model(params, layout, manifest)
     cost = cost_metrics(int(trained["frames"]), int(trained["boxes"]), quality["map50_95"], params.get("budget", {}))
+    if "boxes_cost" in trained:  # box mode: cost in boxes touched
+        cost.update(box_mode.cost_metrics(trained, params.get("budget", {})))
     metrics = {"cycle": cycle, "map50": quality["map50"], "map50_95": quality["map50_95"], **cost,
                "test_frames": quality["test_frames"]}  # fmt: skip
     if "lead_time_s" in trained:

@@ -2,7 +2,8 @@
 
 Source `simulation`: the annotation store the oracle answers into. Source `labelstudio`: the
 project named by the dataset (`datasets.<name>.project`), through the SDK: every annotated task of
-the pool split, with its task and annotation ids and Label Studio's `lead_time`. The snapshot is a
+the pool split, with its task and annotation ids and Label Studio's `lead_time`. With `strategy:
+box_level` the box answers join the snapshot (`pipelines.boxlevel.cycle_mode`). The snapshot is a
 DVC output, so `git checkout <cycle tag> && dvc checkout` restores the labeled set of any cycle.
 """
 
@@ -16,9 +17,11 @@ from typing import Any
 import pandas as pd
 
 from core.settings import load_params
+from pipelines.boxlevel import cycle_mode as box_mode
+from pipelines.boxlevel.partial_labels import QUERY_COLUMNS
 from pipelines.cycle.layout import CycleLayout, write_json, write_parquet
 from pipelines.cycle.oracle import AnnotationStore
-from pipelines.datasets import import_dataset
+from pipelines.datasets import Manifest, import_dataset
 from pipelines.stages.evaluate import HISTORY_FILE, TEST_BOXES, TEST_FRAMES
 
 log = logging.getLogger("alod.export")
@@ -47,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         cycle, extra = int(frames["cycle"].max()) + 1, {}
         for stale in (TEST_FRAMES, TEST_BOXES):  # the oracle's test split is the dataset's ground truth
             (layout.snapshot / stale).unlink(missing_ok=True)
+    if box_mode.enabled(params):
+        frames, boxes, cycle, extra = _box_answers(params, layout, source, frames, boxes, cycle, extra)
     boxes = boxes.sort_values(["frame_id", "x1", "y1"]).reset_index(drop=True)
     write_parquet(frames, layout.snapshot / "labeled_frames.parquet")
     write_parquet(boxes, layout.snapshot / "labeled_boxes.parquet")
@@ -54,6 +59,30 @@ def run(args: argparse.Namespace) -> int:
     write_json(layout.snapshot / "snapshot.json", summary)
     log.info("cycle %d snapshot: %d labeled frames, %d boxes", cycle, len(frames), len(boxes))
     return 0
+
+
+def _box_answers(
+    params: dict[str, Any], layout: CycleLayout, source: str, frames: pd.DataFrame, boxes: pd.DataFrame,
+    cycle: int, extra: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame, int, dict]:  # fmt: skip
+    """Box mode: every box answer so far into the snapshot. Fully labeled frames stay ``labeled_frames``;
+    frames asked about box by box are not (their annotations are read as answers). An answer once read
+    is kept: a task queried again later gets a new annotation that no longer shows the earlier regions."""
+    if source == "labelstudio":
+        from pipelines.labelstudio.box_cycle import fetch_answers
+
+        queries = box_mode.read_table(box_mode.store(layout) / box_mode.QUERIES, QUERY_COLUMNS)
+        known = box_mode.snapshot_answers(layout)
+        open_queries = queries[~queries["query_id"].isin(set(known["query_id"]))]
+        names = list(Manifest.load(layout.manifest).labels.names)
+        fetched = fetch_answers(params, open_queries, names)
+        answers = pd.concat([p for p in (known, fetched) if len(p)] or [known], ignore_index=True)
+        asked = set(queries["frame_id"])
+        frames, boxes = frames[~frames["frame_id"].isin(asked)], boxes[~boxes["frame_id"].isin(asked)]
+    else:
+        answers = box_mode.simulation_answers(layout)
+        cycle = box_mode.next_cycle(frames, answers)
+    return frames, boxes, cycle, {**extra, **box_mode.write_snapshot(layout, answers, params)}
 
 
 def _from_label_studio(params: dict[str, Any], layout: CycleLayout) -> tuple[pd.DataFrame, pd.DataFrame, int, dict]:

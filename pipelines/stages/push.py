@@ -4,6 +4,9 @@ Sink `simulation`: the oracle answers the selected frames from the withheld grou
 the answers go into the annotation store, which `export` reads in the next `dvc repro`.
 Answers are upserted by frame id, so a rerun after a crash duplicates nothing.
 
+`strategy: box_level` (`pipelines.boxlevel.cycle_mode`): the selected *boxes* go out instead; the
+box oracle answers them, or Label Studio shows them as review regions (`pipelines.labelstudio.box_cycle`).
+
 Sink `labelstudio`: pre-annotations from this cycle's registered model for every pool task, with
 the strategy's ranking as the prediction score (lower = more informative), the project's model
 version set to it, and a Data Manager tab listing the selected tasks in rank order. Tasks that
@@ -21,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from core.settings import load_params, resolve_path
+from pipelines.boxlevel import cycle_mode as box_mode
 from pipelines.cycle.layout import CycleLayout, read_json, write_json
 from pipelines.cycle.oracle import AnnotationStore, oracle_answer
 from pipelines.datasets import Manifest
@@ -42,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"cycle.source {sink!r} is not supported by push; supported: {SINKS}")
     cycle = int(read_json(layout.snapshot / "snapshot.json")["cycle"])
     selection = pd.read_parquet(layout.selection / "selection.parquet")
-    if sink == "labelstudio":
+    if box_mode.enabled(params):
+        receipt = {"cycle": cycle, "sink": sink, **_push_boxes(params, layout, cycle, sink)}
+    elif sink == "labelstudio":
         receipt = {"cycle": cycle, "sink": sink, **_to_label_studio(params, layout, cycle, selection)}
     else:
         answers = oracle_answer(Manifest.load(layout.manifest), selection["frame_id"].tolist(), cycle)
@@ -51,6 +57,22 @@ def run(args: argparse.Namespace) -> int:
         log.info("cycle %d: the oracle answered %d frames with %d boxes", cycle, receipt["frames"], receipt["boxes"])
     write_json(layout.push / "receipt.json", receipt)
     return 0
+
+
+def _push_boxes(params: dict[str, Any], layout: CycleLayout, cycle: int, sink: str) -> dict[str, Any]:
+    """Box mode: the cycle's queried boxes to Label Studio as review regions, or to the box oracle."""
+    queries = box_mode.record_queries(layout, cycle)
+    manifest = Manifest.load(layout.manifest)
+    if sink == "labelstudio":
+        from pipelines.labelstudio.box_cycle import push_queries
+
+        return push_queries(params, cycle, queries, manifest.frames, list(manifest.labels.names))
+    answers = box_mode.oracle_answers(layout, manifest, queries, params, cycle)
+    outcomes = answers["outcome"].value_counts().to_dict()
+    log.info("cycle %d: the box oracle answered %d queries on %d frames: %s", cycle, len(answers),
+             answers["frame_id"].nunique(), outcomes)  # fmt: skip
+    return {"boxes": len(answers), "frames": int(answers["frame_id"].nunique()),
+            **{f"boxes_{o}": int(n) for o, n in outcomes.items()}}  # fmt: skip
 
 
 def _to_label_studio(params: dict[str, Any], layout: CycleLayout, cycle: int, selection: pd.DataFrame) -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.settings import load_params
+from pipelines.boxlevel import cycle_mode as box_mode
 from pipelines.cycle.layout import CycleLayout, read_json, write_json, write_parquet
 from pipelines.scoring.store import read_scored_pool
 from strategies.pool import Budget, CycleState, ScoredPool, Selection
@@ -68,8 +69,16 @@ def run(args: argparse.Namespace) -> int:
     state = cycle_state(layout, pool, cycle)
     budget = Budget(**{k: v for k, v in (params.get("budget") or {}).items() if v is not None})
     strategy = params["strategy"]
+    full_pool, answers = pool, box_mode.snapshot_answers(layout) if box_mode.enabled(params) else None
+    if answers is not None:  # box mode: boxes an earlier answer covers are not asked again
+        pool = box_mode.open_pool(full_pool, answers, params)
     selection = select(strategy["name"], pool, budget, state, seed=int(params.get("seed", 0)) + cycle,
                        **(strategy.get("params") or {}))  # fmt: skip
+    box_summary = {}
+    if answers is not None:
+        queries = box_mode.write_queries(layout, pool, selection, cycle)
+        candidates = box_mode.write_candidates(layout, full_pool, answers, queries, params)
+        box_summary = {"boxes": len(queries), "noisy_candidates": len(candidates)}
     temporal = (strategy.get("params") or {}).get("temporal") or {}
     table = selection_table(pool, selection, budget)
     write_parquet(table, layout.selection / "selection.parquet")
@@ -82,8 +91,11 @@ def run(args: argparse.Namespace) -> int:
                "predicted_boxes": int(table["predicted_boxes"].sum()), "pool": pool.num_images,
                "selectable": int(state.selectable_mask(pool).sum()),
                **near_duplicate_picks(pool, selection.indices, int(temporal.get("dt1") or 0))}  # fmt: skip
+    summary.update(box_summary)
     write_json(layout.selection / "selection.json", summary)
     _log_to_mlflow(params, layout, summary)
+    if box_summary:
+        log.info("cycle %d: box_level queries %d boxes on %d frames", cycle, box_summary["boxes"], summary["frames"])
     log.info("cycle %d: %s picked %d frames (%d predicted boxes) of %d selectable",
              cycle, strategy["name"], summary["frames"], summary["predicted_boxes"], summary["selectable"])  # fmt: skip
     return 0
@@ -102,3 +114,5 @@ def _log_to_mlflow(params: dict[str, Any], layout: CycleLayout, summary: dict[st
     client.log_artifact(trained["run_id"], str(layout.selection / "selection.parquet"), artifact_path="selection")
     client.log_metric(trained["run_id"], "selected_frames", summary["frames"], step=summary["cycle"])
     client.log_metric(trained["run_id"], "selected_predicted_boxes", summary["predicted_boxes"], step=summary["cycle"])
+    if "boxes" in summary:  # box mode: the queried boxes
+        client.log_metric(trained["run_id"], "selected_boxes", summary["boxes"], step=summary["cycle"])

@@ -24,12 +24,16 @@ def run(args: argparse.Namespace) -> int:
     history = pd.read_csv(path)
     columns = ["cycle", "frames_labeled", "boxes_labeled", "cumulative_cost", "map50", "map50_95"]
     columns += ["test_frames"] if "test_frames" in history else []  # labeled test frames the mAP is measured on
+    box_columns = ["boxes_queried", "boxes_accepted", "boxes_corrected", "boxes_rejected", "boxes_drawn", "boxes_noisy"]
+    columns += [c for c in box_columns if c in history]  # box mode: boxes_labeled counts the boxes touched
     print(f"\n{params['dataset']['name']} / {params['strategy']['name']}")
     print(history[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     picked = read_json(CycleLayout.from_params(params).selection / "selection.json")
     if picked:
         print(f"\nqueries of cycle {picked['cycle']} ({picked['strategy']}): {picked['frames']} frames, "
               f"{picked['predicted_boxes']} predicted boxes", end="")
+        if "boxes" in picked:
+            print(f", {picked['boxes']} boxes queried", end="")
         if picked.get("close_window"):
             window = picked["close_window"]
             print(f", {picked['close_pairs']} pairs of frames within {window} frames of each other", end="")

@@ -3,6 +3,8 @@
 Warm start (`train.warm_start: previous`, as in the papers): the model of the previous cycle, kept
 as `previous.pt` so that a rerun after a crash starts from the same weights; `base` trains from
 `model.base_weights` every cycle. The new model replaces `model.pt` only when training finished.
+With `strategy: box_level` the training set holds box answers and noisy boxes, trained with the
+dampened loss (`box_training_set`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ import pandas as pd
 
 from core import tracking
 from core.settings import load_params, resolve_path
+from pipelines.boxlevel import cycle_mode as box_mode
+from pipelines.boxlevel.partial_labels import write_weighted_yolo_dataset
 from pipelines.cycle.layout import CycleLayout, read_json, write_json
 from pipelines.cycle.yolo_ops import train_yolo, validation_frames
 from pipelines.datasets import Manifest
@@ -78,6 +83,25 @@ def training_boxes(
     return pd.concat([labeled_boxes, manifest.boxes_of(val_only)], ignore_index=True)
 
 
+def box_training_set(
+    params: dict[str, Any], layout: CycleLayout, manifest: Manifest, snapshot: dict[str, Any]
+) -> tuple[Path, Callable[..., float], dict[str, Any]]:
+    """Box mode: fully labeled and answered frames, noisy boxes weighing lambda_d (6th label column),
+    trained with the dampened loss; the record counts boxes touched (`cycle_mode.train_record`)."""
+    from pipelines.boxlevel.dampened_training import train_yolo_partial  # imports ultralytics
+
+    frame_ids, boxes = box_mode.training_table(layout, params)
+    frames = manifest.frames
+    train = frames[frames["frame_id"].isin(set(frame_ids))]
+    cfg = params.get("train", {})
+    val = validation_frames(frames, train, cfg.get("val_split", "val"), cfg.get("val_limit"))
+    val_only = val.loc[~val["frame_id"].isin(set(train["frame_id"])), "frame_id"]
+    labels = pd.concat([boxes, manifest.boxes_of(val_only).assign(weight=1.0)], ignore_index=True)
+    data_yaml = write_weighted_yolo_dataset(layout.model.parent / "train_set", manifest.labels.names,
+                                            {"train": train, "val": val}, labels, layout.root)  # fmt: skip
+    return data_yaml, train_yolo_partial, box_mode.train_record(snapshot, len(train), boxes)
+
+
 def run(args: argparse.Namespace) -> int:
     params = load_params()
     layout = CycleLayout.from_params(params)
@@ -87,12 +111,16 @@ def run(args: argparse.Namespace) -> int:
     cycle = int(snapshot["cycle"])
     run_id = tracking.start_cycle_run(params, cycle)  # before training: a tracking server that is down fails here
     manifest = Manifest.load(layout.manifest)
-    data_yaml = training_set(params, layout, manifest)
+    trainer, record = train_yolo, {"frames": snapshot["frames"], "boxes": snapshot["boxes"]}
+    if box_mode.enabled(params):
+        data_yaml, trainer, record = box_training_set(params, layout, manifest, snapshot)
+    else:
+        data_yaml = training_set(params, layout, manifest)
     weights = warm_start_weights(params, layout.model, cycle)
     cfg = params.get("train", {})
-    log.info("cycle %d: training on %d frames from %s", cycle, snapshot["frames"], weights)
+    log.info("cycle %d: training on %d frames from %s", cycle, record["frames"], weights)
 
-    seconds = train_yolo(
+    seconds = trainer(
         data_yaml, weights, layout.model / "model.pt", layout.model.parent / "train_runs" / f"cycle-{cycle}",
         epochs=int(cfg.get("epochs", 3)), imgsz=int(params["model"]["imgsz"]), batch=int(cfg.get("batch", 16)),
         device=cfg.get("device", "auto"), seed=int(params.get("seed", 0)), workers=int(cfg.get("workers", 0)),
@@ -100,8 +128,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     write_json(
         layout.model / "train.json",
-        {"cycle": cycle, "run_id": run_id, "warm_start": weights, "seconds": round(seconds, 1),
-         "frames": snapshot["frames"], "boxes": snapshot["boxes"],
+        {"cycle": cycle, "run_id": run_id, "warm_start": weights, "seconds": round(seconds, 1), **record,
          **({"lead_time_s": snapshot["lead_time_s"]} if "lead_time_s" in snapshot else {})},
     )  # fmt: skip
     _log_params(params, run_id, layout, cycle, weights, seconds)
