@@ -71,6 +71,7 @@ class BoxSettings:
     noisy_weight: float = 0.5  # lambda_d: loss weight of the noisy (unqueried predicted) boxes
     noisy_conf: float | None = None  # predicted boxes at or above this become noisy labels; None: budget threshold
     cover_iou: float = 0.5  # a predicted box this close to an earlier answer is neither asked again nor noisy
+    loss_normalisation: str = "per_group"  # per_group: Eq. 3 of the box-level paper; shared: the earlier rule
 
     @classmethod
     def resolve(cls, params: dict[str, Any], spec: dict[str, Any]) -> BoxSettings:
@@ -154,17 +155,20 @@ def _step(
     boxes = training_boxes(bench.manifest.boxes_of(initial), answers, noisy, settings.noisy_weight)
     start = str(previous / "model.pt") if bench.cfg.warm_start == "previous" else bench.weights
     content = boxes.round(2).to_csv(index=False)
-    key = json.dumps([seed, bench.cfg.train_key(), "box", start, sorted(initial), content], sort_keys=True)
+    key = json.dumps([seed, bench.cfg.train_key(), "box", start, sorted(initial), content,
+                      settings.loss_normalisation], sort_keys=True)  # fmt: skip
     folder = bench.out / "steps" / f"box-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
     if not (folder / "eval.json").exists():
         n_noisy = int(noisy["frame_id"].isin(set(frames)).sum())
-        _train_and_evaluate(bench, folder, seed, start, [*initial, *frames], boxes, n_noisy)
+        _train_and_evaluate(bench, folder, seed, start, [*initial, *frames], boxes, n_noisy,
+                            settings.loss_normalisation)  # fmt: skip
     return folder
 
 
 def _train_and_evaluate(
-    bench: Benchmark, folder: Path, seed: int, start: str, train_ids: list[str], boxes: pd.DataFrame, n_noisy: int
-) -> None:
+    bench: Benchmark, folder: Path, seed: int, start: str, train_ids: list[str], boxes: pd.DataFrame, n_noisy: int,
+    normalisation: str = "per_group",
+) -> None:  # fmt: skip
     from pipelines.boxlevel.dampened_training import train_yolo_partial  # imports ultralytics
 
     cfg, frames, names = bench.cfg, bench.manifest.frames, bench.manifest.labels.names
@@ -173,7 +177,8 @@ def _train_and_evaluate(
     labels = pd.concat([boxes, bench.manifest.boxes_of(val["frame_id"]).assign(weight=1.0)], ignore_index=True)
     data = write_weighted_yolo_dataset(folder / "data", names, {"train": train, "val": val}, labels, bench.root)
     seconds = train_yolo_partial(data, start, folder / "model.pt", folder / "train", epochs=cfg.epochs,
-                                 imgsz=cfg.imgsz, batch=cfg.batch, device=cfg.device, seed=seed)  # fmt: skip
+                                 imgsz=cfg.imgsz, batch=cfg.batch, device=cfg.device, seed=seed,
+                                 normalisation=normalisation)  # fmt: skip
     test = frames[frames["split"] == cfg.test_split]
     if cfg.test_limit:
         test = test.head(cfg.test_limit)
