@@ -72,6 +72,7 @@ class BoxSettings:
     noisy_conf: float | None = None  # predicted boxes at or above this become noisy labels; None: budget threshold
     cover_iou: float = 0.5  # a predicted box this close to an earlier answer is neither asked again nor noisy
     loss_normalisation: str = "per_group"  # per_group: Eq. 3 of the box-level paper; shared: the earlier rule
+    train_background_answers: bool = True  # an image whose answers are all rejections trains (paper); False: not
 
     @classmethod
     def resolve(cls, params: dict[str, Any], spec: dict[str, Any]) -> BoxSettings:
@@ -150,12 +151,13 @@ def _step(
 ) -> Path:  # fmt: skip
     """Train and evaluate on the partial labels after ``answers`` (cached by content)."""
     pool = bench.scored_pool(previous)  # the latest model's predictions give the noisy labels
-    frames = answered_frames(answers)
+    frames = answered_frames(answers, settings.train_background_answers)
     noisy = noisy_boxes(pool, frames, ~covered_boxes(pool, answers, settings.cover_iou), noisy_conf)
-    boxes = training_boxes(bench.manifest.boxes_of(initial), answers, noisy, settings.noisy_weight)
+    boxes = training_boxes(bench.manifest.boxes_of(initial), answers, noisy, settings.noisy_weight,
+                           settings.train_background_answers)  # fmt: skip
     start = str(previous / "model.pt") if bench.cfg.warm_start == "previous" else bench.weights
     content = boxes.round(2).to_csv(index=False)
-    key = json.dumps([seed, bench.cfg.train_key(), "box", start, sorted(initial), content,
+    key = json.dumps([seed, bench.cfg.train_key(), "box", start, sorted(initial), sorted(frames), content,
                       settings.loss_normalisation], sort_keys=True)  # fmt: skip
     folder = bench.out / "steps" / f"box-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
     if not (folder / "eval.json").exists():
