@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.backend_settings import BackendSettings
+from core.divergence import divergence_setting
 from core.fetch import ImageFetcher
 from core.images import ImageLoadError
 from core.labels import LabelMap, build_label_map
@@ -101,7 +102,8 @@ class Predictor:
         return cls(
             store,
             fetcher,
-            TaskScorer(settings.strategy, settings.strategy_params, settings.seed),
+            TaskScorer(settings.strategy, settings.strategy_params, settings.seed,
+                       divergence_setting((settings.params or {}).get("detector"))),  # fmt: skip
             conf_predict=settings.conf_predict,
             conf_score=settings.conf_score,
             chunk_tasks=settings.chunk_tasks,

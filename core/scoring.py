@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 import strategies  # noqa: F401 - registers the built-in strategies
+from core.divergence import divergence_setting
 from strategies.pool import CycleState, ScoredPool
 from strategies.registry import frame_scores, get, validate
 
@@ -107,7 +108,9 @@ def to_ls_score(value: float) -> float:
 class TaskScorer:
     """The configured strategy as a per-task score (see the module docstring for the fallbacks)."""
 
-    def __init__(self, name: str, params: dict[str, Any] | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, name: str, params: dict[str, Any] | None = None, seed: int = 0, divergence: dict[str, Any] | None = None
+    ) -> None:
         params = dict(params or {})
         params.pop("temporal", None)
         strategy = get(name)  # unknown names fail here, at start-up
@@ -122,14 +125,17 @@ class TaskScorer:
             name, params = fallback, fparams
         validate(get(name), params)  # a bad parameter fails here, at start-up
         self.name, self.params, self.seed = name, params, int(seed)
+        # detector.divergence_* of params.yaml, as `alod score` reads them: /predict computes the same map
+        self.divergence = divergence_setting(None) if divergence is None else dict(divergence)
 
     @property
     def tta_flip(self) -> bool:
         return self.name == "tta_consistency"
 
     @property
-    def divergence_radius(self) -> int | None:
-        return 1 if self.name == "spatial_divergence" else None
+    def divergence_radius(self) -> dict[str, Any] | None:
+        """The divergence settings to detect with (`core.features.Divergence`), None when not needed."""
+        return self.divergence if self.name == "spatial_divergence" else None
 
     def values(self, pool: ScoredPool, task_ids: Sequence[object]) -> np.ndarray:
         """(N,) acquisition value of each frame of ``pool`` on its own (higher = more informative)."""

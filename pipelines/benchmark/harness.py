@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from core.divergence import divergence_setting
 from core.settings import load_params, resolve_path
 from pipelines.cycle.layout import read_json, write_json
 from pipelines.cycle.oracle import initial_frames
@@ -137,7 +138,7 @@ class Benchmark:
             detector = Detector.from_params(self.params, folder / "model.pt", device=self.cfg.device)
             det = self.params["detector"]
             score_frames(pool.reset_index(drop=True), detector, scores, conf=float(det["conf_score"]),
-                         tta_flip=bool(det.get("tta_flip", False)), divergence_radius=det.get("divergence_radius", 1),
+                         tta_flip=bool(det.get("tta_flip", False)), divergence_radius=divergence_setting(det),
                          root=self.root, progress=False)  # fmt: skip
         return read_scored_pool(scores)
 

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from core.detector import Detector
+from core.divergence import divergence_setting
 from core.images import ImageLoadError, is_url, load_image
 from core.settings import load_params, resolve_path
 from pipelines.scoring import store as score_store
@@ -101,7 +102,7 @@ def scoring_arguments(params: dict[str, Any], args: argparse.Namespace) -> dict[
         "out_dir": resolve_path(params, getattr(args, "out", None) or score_cfg.get("out_dir", "data/scores")),
         "conf": float(det_cfg.get("conf_score", 0.05)),
         "tta_flip": bool(det_cfg.get("tta_flip", False) if tta is None else tta),
-        "divergence_radius": det_cfg.get("divergence_radius", 1),
+        "divergence_radius": divergence_setting(det_cfg),
         "chunk_size": int(score_cfg.get("chunk_size", 64)),
         "root": Path(params["_root"]),
         "progress": not getattr(args, "no_progress", False),

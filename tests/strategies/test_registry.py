@@ -28,7 +28,7 @@ def test_available_lists_every_strategy_with_its_defaults():
     listing = available()
     assert BUILT_IN <= set(listing)
     assert listing["uncertainty"]["measure"] == "entropy"
-    assert listing["spatial_divergence"] == {"region": 4}
+    assert listing["spatial_divergence"] == {"region": 1}
     assert listing["random"] == {}
 
 
