@@ -21,7 +21,7 @@ from strategies.diversity import KCenter, Metric
 from strategies.registry import Context, rank, register
 from strategies.uncertainty import box_uncertainty
 
-BoxMeasure = Literal["least_confidence", "margin", "entropy", "coreset"]
+BoxMeasure = Literal["least_confidence", "margin", "entropy", "least_confidence_binary", "entropy_classes", "coreset"]
 
 
 @register("box_level", kind="select", box_level=True)

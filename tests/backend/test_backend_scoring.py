@@ -109,7 +109,8 @@ def test_boxes_of_classes_without_a_label_do_not_count(label_map):
     only_dog = det([(0, 0, 10, 10, 2, [0.3, 0.3, 0.4])])
     pool = pool_from_detections(["a"], [only_dog], CLASSES, list(label_map.class_to_label))
     assert pool.num_boxes == 0
-    assert math.isnan(TaskScorer("uncertainty").values(pool, ["a"])[0])
+    assert TaskScorer("uncertainty").values(pool, ["a"])[0] == 0.0  # no box: scored 0 (the paper's default)
+    assert math.isnan(TaskScorer("uncertainty", {"include_empty": False}).values(pool, ["a"])[0])
 
 
 @pytest.mark.parametrize(

@@ -134,4 +134,4 @@ def test_budget_needs_a_limit_and_refuses_negative_values():
 
 
 def test_describe_shows_choices():
-    assert "measure='entropy' (one of ['least_confidence', 'margin', 'entropy'])" in get("uncertainty").describe()
+    assert "measure='entropy' (one of ['least_confidence', 'margin', 'entropy', " in get("uncertainty").describe()
