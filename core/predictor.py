@@ -103,7 +103,7 @@ class Predictor:
             store,
             fetcher,
             TaskScorer(settings.strategy, settings.strategy_params, settings.seed,
-                       divergence_setting((settings.params or {}).get("detector"))),  # fmt: skip
+                       divergence_setting((settings.params or {}).get("detector"))),
             conf_predict=settings.conf_predict,
             conf_score=settings.conf_score,
             chunk_tasks=settings.chunk_tasks,

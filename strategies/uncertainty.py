@@ -150,6 +150,7 @@ def uncertainty(
     weight_smoothing: float = 1.0,
     min_conf: float = 0.0,
     include_empty: bool = True,
+    pool_subset: int | None = None,
 ) -> np.ndarray:
     """Frames whose detections the model is least sure about: per-box ``measure``, per-image ``aggregation``.
 
@@ -160,6 +161,8 @@ def uncertainty(
     detector.conf_score, and low-confidence background boxes look "uncertain" under
     least_confidence and margin). Images left with no box score 0 and are picked only when
     ``include_empty`` is true (at score 0: after every image with a positive score).
+    ``pool_subset``: the uncertainty-aggregation paper's query step ranks a random subset of this
+    many selectable frames (seeded), the rest are not picked this cycle; None ranks the whole pool.
     """
     if not weight_smoothing > 0:
         raise ValueError(f"uncertainty.weight_smoothing must be > 0, got {weight_smoothing}")
@@ -169,4 +172,12 @@ def uncertainty(
     if not include_empty:
         has_box = np.bincount(pool.box_image_index[keep], minlength=pool.num_images) > 0
         scores = np.where(has_box, scores, np.nan)
+    if pool_subset is not None:
+        if pool_subset < 1:
+            raise ValueError(f"uncertainty.pool_subset must be >= 1 or null, got {pool_subset}")
+        candidates = np.flatnonzero(state.selectable_mask(pool))
+        if pool_subset < len(candidates):
+            drawn = np.zeros(pool.num_images, bool)
+            drawn[rng.choice(candidates, size=pool_subset, replace=False)] = True
+            scores = np.where(drawn, scores, np.nan)
     return scores

@@ -92,7 +92,8 @@ def run_box_strategy(bench: Benchmark, seed: int, label: str, spec: dict[str, An
     noisy_conf = budget.box_conf_threshold if settings.noisy_conf is None else settings.noisy_conf
     state_file = bench.out / "state" / f"seed{seed}" / f"{label}.json"
     state = read_json(state_file) or {
-        "initial": initial_frames(bench.manifest, cfg.initial_frames, seed, cfg.pool_split),
+        "initial": initial_frames(bench.manifest, cfg.initial_frames, seed, cfg.pool_split,
+                                  str(cfg.extra.get("initial_selection", "random"))),
         "answers": [],
         "rows": [],
     }
@@ -154,23 +155,23 @@ def _step(
     frames = answered_frames(answers, settings.train_background_answers)
     noisy = noisy_boxes(pool, frames, ~covered_boxes(pool, answers, settings.cover_iou), noisy_conf)
     boxes = training_boxes(bench.manifest.boxes_of(initial), answers, noisy, settings.noisy_weight,
-                           settings.train_background_answers)  # fmt: skip
+                           settings.train_background_answers)
     start = str(previous / "model.pt") if bench.cfg.warm_start == "previous" else bench.weights
     content = boxes.round(2).to_csv(index=False)
     key = json.dumps([seed, bench.cfg.train_key(), "box", start, sorted(initial), sorted(frames), content,
-                      settings.loss_normalisation], sort_keys=True)  # fmt: skip
+                      settings.loss_normalisation], sort_keys=True)
     folder = bench.out / "steps" / f"box-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
     if not (folder / "eval.json").exists():
         n_noisy = int(noisy["frame_id"].isin(set(frames)).sum())
         _train_and_evaluate(bench, folder, seed, start, [*initial, *frames], boxes, n_noisy,
-                            settings.loss_normalisation)  # fmt: skip
+                            settings.loss_normalisation)
     return folder
 
 
 def _train_and_evaluate(
     bench: Benchmark, folder: Path, seed: int, start: str, train_ids: list[str], boxes: pd.DataFrame, n_noisy: int,
     normalisation: str = "per_group",
-) -> None:  # fmt: skip
+) -> None:
     from pipelines.boxlevel.dampened_training import train_yolo_partial  # imports ultralytics
 
     cfg, frames, names = bench.cfg, bench.manifest.frames, bench.manifest.labels.names

@@ -154,7 +154,7 @@ def answered_frames(answers: pd.DataFrame, include_background: bool = True) -> l
 def training_boxes(
     labeled: pd.DataFrame, answers: pd.DataFrame, noisy: pd.DataFrame, noisy_weight: float,
     include_background: bool = True,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """The labels of one training set: ground truth of fully labeled frames and answered boxes
     (weight 1), noisy boxes of the frames `answered_frames` admits (weight ``noisy_weight``).
     A frame admitted with no box at all trains as background: pass `answered_frames` to the writer."""

@@ -90,7 +90,7 @@ def test_background_only_answers_reach_the_training_set():
     answers = pd.concat([ANSWERS, pd.DataFrame([answer("f3", "rejected", [0, 0, 9, 9], -1, qid="0-2")])])
     assert sorted(answered_frames(answers)) == ["f0", "f1", "f3"]
     noisy = pd.DataFrame({"frame_id": ["f0", "f1", "f3", "f9"], "x1": [20.0] * 4, "y1": [0.0] * 4,
-                          "x2": [30.0] * 4, "y2": [10.0] * 4, "class_id": [1] * 4, "conf": [0.8] * 4})  # fmt: skip
+                          "x2": [30.0] * 4, "y2": [10.0] * 4, "class_id": [1] * 4, "conf": [0.8] * 4})
     boxes = training_boxes(ANSWERS.iloc[:0], answers, noisy, noisy_weight=0.5)
     assert sorted(map(tuple, boxes[["frame_id", "weight"]].values.tolist())) == [
         ("f0", 0.5), ("f0", 1.0), ("f1", 0.5), ("f3", 0.5)]  # f9 has no answer: not in training

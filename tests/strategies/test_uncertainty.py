@@ -65,7 +65,7 @@ def test_multi_class_entropy_accounts_for_the_box_confidence():
     probs = np.array([[0.05, 0.05], [0.95, 0.95], [0.5, 0.5]], np.float32)
     got = box_uncertainty(probs, "entropy")
     assert got == pytest.approx([entropy([0.025, 0.025, 0.95]), entropy([0.475, 0.475, 0.05]),
-                                 entropy([0.25, 0.25, 0.5])], abs=1e-6)  # fmt: skip
+                                 entropy([0.25, 0.25, 0.5])], abs=1e-6)
     assert got[2] > got[1] > got[0]  # 0.05: nearly surely background; 0.5: unsure if there is an object
     # ignoring the confidence, all three were maximally uncertain (log 2)
     assert box_uncertainty(probs, "entropy_classes") == pytest.approx([np.log(2)] * 3, abs=1e-6)
@@ -136,3 +136,16 @@ def test_class_weights_use_the_most_likely_class_of_each_box():
     assert pick("uncertainty", pool, 1, state, measure="margin", class_weights=True).indices.tolist() == [0]
     state = CycleState(labeled_class_counts=np.array([100, 1]))
     assert pick("uncertainty", pool, 1, state, measure="margin", class_weights=True).indices.tolist() == [1]
+
+
+def test_pool_subset_ranks_only_a_seeded_random_subset_of_the_pool():
+    pool = make_pool([[[0.5 + 0.04 * k, 0.1]] for k in range(10)])  # frame 0 is the most uncertain
+    full = pick("uncertainty", pool, 1, measure="least_confidence")
+    assert full.indices.tolist() == [0]
+    subsets = [pick("uncertainty", pool, 10, measure="least_confidence", pool_subset=3, seed=s) for s in range(20)]
+    assert all(len(sel.indices) == 3 for sel in subsets)  # only the drawn frames can be picked
+    assert len({tuple(sorted(sel.indices.tolist())) for sel in subsets}) > 5  # the seed draws the subset
+    for sel in subsets:  # within the subset, the uncertainty order holds
+        assert sel.indices.tolist() == sorted(sel.indices.tolist())
+    labeled = CycleState(labeled=frozenset(f"f{k}" for k in range(8)))
+    assert sorted(pick("uncertainty", pool, 10, labeled, pool_subset=5).indices.tolist()) == [8, 9]
