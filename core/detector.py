@@ -26,12 +26,14 @@ import numpy as np
 import torch
 
 from core.features import (
+    Divergence,
     box_embeddings,
     class_maps,
     content_box,
     divergence_maps,
     image_embedding,
     level_shapes,
+    pixel_divergence,
 )
 from core.settings import configure_environment, disable_ultralytics_integrations, resolve_path
 
@@ -48,7 +50,7 @@ class ImageDetections:
     probs: np.ndarray  # (K, C) float32, independent sigmoid per class
     embeddings: np.ndarray  # (K, Db) float32, unit norm; Db = 0 for formats without feature maps
     image_embedding: np.ndarray  # (D,) float32, unit norm; D = 0 for formats without feature maps
-    divergence: np.ndarray | None = None  # (h, w) float32 on the finest grid, cropped to the image
+    divergence: np.ndarray | None = None  # (h, w) float32: region maxima (pixels) or the finest grid (grid units)
     flip_xyxy: np.ndarray | None = None  # (F, 4) boxes of the flipped view, in original coordinates
     flip_conf: np.ndarray | None = None  # (F,)
     flip_cls: np.ndarray | None = None  # (F,)
@@ -177,13 +179,14 @@ class Detector:
         images: Sequence[np.ndarray],
         conf: float | None = None,
         tta_flip: bool = False,
-        divergence_radius: int | None = None,
+        divergence_radius: int | dict | Divergence | None = None,
     ) -> list[ImageDetections]:
         """Detections for BGR uint8 (H, W, 3) images, in order.
 
         ``conf`` overrides the detector's threshold (scoring uses a low one). ``tta_flip`` adds
-        a horizontally flipped view (``flip_*`` fields); ``divergence_radius`` (an int) adds
-        the spatial-divergence map of `strategies.spatial.divergence_map`.
+        a horizontally flipped view (``flip_*`` fields); ``divergence_radius`` adds the
+        spatial-divergence map (`core.features.Divergence`: a settings dict from
+        `core.features.divergence_setting`, or an int for the earlier grid rule with that radius).
         """
         for i, image in enumerate(images):
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
@@ -193,6 +196,7 @@ class Detector:
             groups[image.shape if self.rect else None].append(i)
         results: list[ImageDetections | None] = [None] * len(images)
         threshold = self.conf if conf is None else float(conf)
+        divergence_radius = Divergence.parse(divergence_radius)
         for indices in groups.values():
             for start in range(0, len(indices), self.batch):
                 part = indices[start : start + self.batch]
@@ -228,7 +232,7 @@ class Detector:
 
     @torch.inference_mode()
     def _detect_batch(
-        self, images: list[np.ndarray], conf: float, tta_flip: bool, radius: int | None
+        self, images: list[np.ndarray], conf: float, tta_flip: bool, div: Divergence | None
     ) -> list[ImageDetections]:
         from ultralytics.utils.ops import scale_boxes
 
@@ -244,8 +248,11 @@ class Detector:
             if feats is not None
             else [torch.zeros((len(d), 0)) for d in dets[:n]]
         )
-        grids = level_shapes(in_shape, self.strides, raw.shape[-1]) if radius is not None else None
-        divergence = divergence_maps(class_maps(raw[:n, 4 : 4 + nc], grids), radius) if grids else None
+        grids = level_shapes(in_shape, self.strides, raw.shape[-1]) if div is not None else None
+        levels = class_maps(raw[:n, 4 : 4 + nc], grids) if grids else None
+        grid_divergence = None
+        if levels is not None and div is not None and div.units == "grid":
+            grid_divergence = divergence_maps(levels, int(div.radius))
 
         results = []
         for b, image in enumerate(images):
@@ -259,8 +266,11 @@ class Detector:
                 fields["image_embedding"] = image_embedding(feats[-1][b], region, self.strides[-1])
             else:
                 fields["image_embedding"] = np.zeros(0, np.float32)
-            if divergence is not None:
-                fields["divergence"] = self._crop_to_image(divergence[b], region)
+            if grid_divergence is not None:
+                fields["divergence"] = self._crop_to_image(grid_divergence[b], region)
+            elif levels is not None and div is not None:
+                gain = min(in_shape[0] / h0, in_shape[1] / w0)
+                fields["divergence"] = _np(pixel_divergence([m[b] for m in levels], in_shape, region, gain, div))
             if tta_flip:
                 fdet = dets[n + b]
                 boxes = fdet[:, :4].clone()

@@ -9,10 +9,23 @@ strategy needs one vector length for every box; the coarser levels add context.
 Image embedding: the deepest level (P5) averaged over the cells that cover the image
 (letterbox padding excluded, so the aspect ratio does not move the embedding), unit norm.
 
-Divergence maps: a batched torch port of `strategies.spatial.divergence_map`, which stays the
-specification (tests hold the two equal). The numpy reference costs about a third of a
-YOLO11n forward pass per image on one CPU core and would dwarf the forward pass on a GPU;
-the port runs on the model's device, for the whole batch at once.
+Divergence maps (the pedestrian-video paper's spatial divergence, `strategies.spatial`), in one
+of two units (`Divergence.units`, from params.yaml ``detector.divergence_*`` via `divergence_setting`;
+`/predict` and `alod score` both take it from there):
+
+- ``pixels`` (the paper's, default): each level's class maps are upsampled (bilinear) to the
+  letterboxed input, the common finest grid, and cut to the image; the score of Eq. 4,
+  s(x) = sum_k [H(mean_N(x) p_k) - mean_N(x) H(p_k)], summed over the K classes and over the
+  levels, uses a neighbourhood radius r given in pixels of the ORIGINAL frame (default 9); the map
+  is then max-pooled over regions of ``region`` x ``region`` original pixels (default 30) and
+  that grid of region maxima is what is stored (the strategy averages it). Both lengths are
+  converted to input pixels by the letterbox gain and rounded (r at least 1): the input is the
+  finest resolution the network saw, so upsampling further would add no information.
+- ``grid`` (the earlier rule, by name): r counted in cells of each level, levels repeated up to
+  the stride-8 grid; the full map is stored and the strategy's ``region`` counts cells.
+
+Both are batched torch ports of `strategies.spatial`, which stays the specification (tests hold
+them equal). Classes are processed in chunks so that 80-class maps at 640 px stay bounded.
 """
 
 from __future__ import annotations
@@ -23,6 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
+
+from core.divergence import Divergence, divergence_setting  # noqa: F401 - re-exported for the detector
 
 _EPS = 1e-7  # as strategies.spatial
 
@@ -95,6 +110,38 @@ def divergence_maps(maps: Sequence[torch.Tensor], radius: int = 1) -> torch.Tens
             raise ValueError(f"grid {tuple(s.shape[-2:])} does not divide the finest grid {(height, width)}")
         total += s.repeat_interleave(fy, -2).repeat_interleave(fx, -1)
     return total
+
+
+def level_divergence(m: torch.Tensor, radius: int, chunk: int = 16) -> torch.Tensor:
+    """(..., H, W) Eq. 4 on (..., C, H, W) probabilities: the per-class divergence summed over classes."""
+    total = None
+    for c in range(0, m.shape[-3], chunk):
+        part = m[..., c : c + chunk, :, :].float().contiguous()
+        # the window mean is linear, so the mean entropy is summed over classes first (C times less work)
+        s = _binary_entropy(_window_mean(part, radius)).sum(-3) - _window_mean(_binary_entropy(part).sum(-3), radius)
+        total = s if total is None else total + s
+    assert total is not None
+    return total.clamp_min(0.0)
+
+
+def pixel_divergence(
+    levels: Sequence[torch.Tensor], in_shape: Sequence[int], region: tuple[int, int, int, int], gain: float,
+    settings: Divergence,
+) -> torch.Tensor:
+    """(Rh, Rw) region maxima of the pixel divergence of one image's (C, h, w) level maps.
+
+    ``region`` is the image inside the letterboxed input (`content_box`), ``gain`` the letterbox
+    scale (input pixels per original pixel)."""
+    top, left, bottom, right = region
+    r = max(1, round(settings.radius * gain)) if settings.radius > 0 else 0
+    total = None
+    for m in levels:
+        up = F.interpolate(m[None].float(), size=tuple(int(v) for v in in_shape), mode="bilinear", align_corners=False)
+        s = level_divergence(up[0, :, top:bottom, left:right], r)
+        total = s if total is None else total + s
+    assert total is not None
+    k = max(1, round(settings.region * gain))
+    return F.max_pool2d(total[None, None], k, stride=k, ceil_mode=True)[0, 0]
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 import strategies  # noqa: F401 - registers the built-in strategies
+from core.divergence import divergence_setting
 from strategies.pool import CycleState, ScoredPool
 from strategies.registry import frame_scores, get, validate
 
@@ -98,7 +99,7 @@ class DetectionOptions:
 
     conf: float
     tta_flip: bool
-    divergence_radius: int | None  # None: no spatial-divergence maps
+    divergence_radius: dict[str, Any] | None  # `core.divergence` settings; None: no spatial-divergence maps
 
 
 def detection_options(params: Mapping[str, Any], strategy: str | None = None) -> DetectionOptions:
@@ -118,7 +119,7 @@ def detection_options(params: Mapping[str, Any], strategy: str | None = None) ->
     return DetectionOptions(
         conf=float(det["conf_score"]),
         tta_flip=bool(det["tta_flip"]) or "flip" in needs,
-        divergence_radius=int(det["divergence_radius"]) if "divergence" in needs else None,
+        divergence_radius=divergence_setting(det) if "divergence" in needs else None,
     )
 
 

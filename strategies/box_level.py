@@ -1,4 +1,14 @@
-"""Box-level queries: rank individual predicted boxes and ask about the top K with their frames."""
+"""Box-level queries: rank individual predicted boxes and ask about the top K with their frames.
+
+The query threshold t_d (``min_conf``): only boxes with confidence >= t_d are candidates. The
+box-level paper sets t_d low to maximise recall (a missed object can never be asked about), so
+the default is 0.05, the scoring threshold (`detector.conf_score`): every scored box is a
+candidate. ``min_conf=None`` keeps the earlier default by name: the budget's
+``box_conf_threshold`` (0.25), the boxes shown as pre-annotations.
+
+``random_box`` is the paper's random baseline at the box level: the same candidates and budget,
+ranked at random.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +21,7 @@ from strategies.diversity import KCenter, Metric
 from strategies.registry import Context, rank, register
 from strategies.uncertainty import box_uncertainty
 
-BoxMeasure = Literal["least_confidence", "margin", "entropy", "coreset"]
+BoxMeasure = Literal["least_confidence", "margin", "entropy", "least_confidence_binary", "entropy_classes", "coreset"]
 
 
 @register("box_level", kind="select", box_level=True)
@@ -19,7 +29,7 @@ def box_level(
     ctx: Context,
     *,
     measure: BoxMeasure = "least_confidence",
-    min_conf: float | None = None,
+    min_conf: float | None = 0.05,
     metric: Metric = "euclidean",
 ) -> np.ndarray:
     """The K most informative predicted boxes (``Selection.box_indices``, in rank order) and their frames.
@@ -27,22 +37,41 @@ def box_level(
     Informativeness is 1 - max probability (``least_confidence``), the margin, the entropy (see
     `strategies.uncertainty`), or ``coreset``: greedy k-center over box embeddings seeded with
     the boxes of labeled frames, one box at a time. Only boxes with confidence >= ``min_conf``
-    (default: the budget's box_conf_threshold, the boxes shown as pre-annotations) are queried.
+    (t_d; None: the budget's box_conf_threshold) are queried.
     Each queried box costs one box and its frame one frame the first time, so K follows from
     ``budget.boxes`` and/or ``budget.cost``; ``budget.frames`` caps the distinct frames.
     Frames are listed in the order of their first queried box, valued by that box's score.
     """
-    pool, picker, budget = ctx.pool, ctx.picker, ctx.budget
-    if budget.boxes is None and budget.cost is None:
-        raise ValueError("box_level needs a box budget (budget.boxes) or a cost budget (budget.cost)")
-    threshold = budget.box_conf_threshold if min_conf is None else min_conf
-    image_of = pool.box_image_index
-    rows = np.flatnonzero((pool.box_conf >= threshold) & picker.available[image_of])
+    pool = ctx.pool
+    rows = _candidates(ctx, min_conf)
     rest = np.zeros(pool.num_images)
     if measure == "coreset":
         _coreset_boxes(ctx, rows, metric, rest)
         return rest
     scores = box_uncertainty(pool.box_probs[rows], measure).astype(np.float64)
+    return _take_in_order(ctx, rows, scores)
+
+
+@register("random_box", kind="select", box_level=True)
+def random_box(ctx: Context, *, min_conf: float | None = 0.05) -> np.ndarray:
+    """Random predicted boxes with confidence >= ``min_conf`` (t_d; None: the budget's
+    box_conf_threshold) under the box / cost budget: the box-level random baseline."""
+    rows = _candidates(ctx, min_conf)
+    return _take_in_order(ctx, rows, ctx.rng.random(len(rows)))
+
+
+def _candidates(ctx: Context, min_conf: float | None) -> np.ndarray:
+    budget = ctx.budget
+    if budget.boxes is None and budget.cost is None:
+        raise ValueError("box-level strategies need a box budget (budget.boxes) or a cost budget (budget.cost)")
+    threshold = budget.box_conf_threshold if min_conf is None else min_conf
+    return np.flatnonzero((ctx.pool.box_conf >= threshold) & ctx.picker.available[ctx.pool.box_image_index])
+
+
+def _take_in_order(ctx: Context, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Offer the candidate boxes by descending score until the budget is spent; frame rest scores."""
+    image_of, picker = ctx.pool.box_image_index, ctx.picker
+    rest = np.zeros(ctx.pool.num_images)
     np.maximum.at(rest, image_of[rows], scores)
     for k in rank(scores, np.ones(len(rows), bool), ctx.rng):
         if _exhausted(picker):

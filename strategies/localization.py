@@ -11,11 +11,14 @@ from strategies.uncertainty import Aggregation, reduce_per_image
 
 
 @register("spatial_divergence", needs={"divergence"})
-def spatial_divergence(pool: ScoredPool, state: CycleState, rng: np.random.Generator, *, region: int = 4) -> np.ndarray:
-    """Mean over non-overlapping region x region blocks of the maxima of each image's divergence map.
+def spatial_divergence(pool: ScoredPool, state: CycleState, rng: np.random.Generator, *, region: int = 1) -> np.ndarray:
+    """Mean over non-overlapping region x region blocks of the maxima of each image's stored map.
 
-    The maps are computed once at scoring time (`strategies.spatial.divergence_map`);
-    ``region=1`` is the mean-of-all-locations ablation.
+    The maps are computed once at scoring time (`core.features`, specified by `strategies.spatial`).
+    With ``detector.divergence_units: pixels`` (the paper) the stored map already holds the maxima
+    of 30 x 30 original-pixel regions (``detector.divergence_region``), so ``region=1`` is the
+    paper's image score (the mean of the region maxima). With ``grid`` units (the earlier rule) the
+    stored map is the stride-8 grid and ``region=4`` was the earlier default (1 = mean of all).
     """
     if region < 1:
         raise ValueError(f"spatial_divergence.region must be >= 1, got {region}")

@@ -1,13 +1,15 @@
-"""Spatial-divergence localization scores (pure numpy).
+"""Spatial-divergence localization scores (pure numpy): the specification `core.features` ports.
 
-For each stride's dense class-probability map p (C, H, W), at every location x:
+The pedestrian-video paper's pixel score (its Eq. 4), for class maps p_k (K, H, W) at a common
+resolution and a (2r+1)^2 neighbourhood N(x) of each location x:
 
-    s(x) = H(mean of p over the (2r+1)^2 neighbourhood of x) - mean over that neighbourhood of H(p)
+    s(x) = sum_{k=1..K} [ H(mean_{N(x)} p_k) - mean_{N(x)} H(p_k) ]
 
-with H the binary entropy of each class's independent sigmoid, summed over classes.
-s is large where neighbouring predictions disagree (unstable localization) and zero
-where they agree. The per-stride maps are brought to the finest grid and summed; the
-image score is the mean of the maxima of non-overlapping regions.
+with H the binary entropy of each class's independent sigmoid. s is large where neighbouring
+predictions disagree (unstable localization) and zero where they agree. Maps of several
+detection levels are brought to one resolution and their s maps summed; the image score is the
+mean of the maxima of non-overlapping regions (`region_maxima`, `region_max_score`).
+`core.features` says how the common resolution and the pixel units are chosen.
 """
 
 from __future__ import annotations
@@ -66,6 +68,16 @@ def divergence_map(stride_probs: Sequence[np.ndarray], radius: int = 1) -> np.nd
             raise ValueError(f"grid {m.shape} does not divide the finest grid {target}")
         total += np.repeat(np.repeat(m, fy, axis=0), fx, axis=1)
     return total.astype(np.float32)
+
+
+def region_maxima(score_map: np.ndarray, region: int) -> np.ndarray:
+    """(ceil(H / region), ceil(W / region)) maxima of non-overlapping region x region blocks (border blocks smaller)."""
+    if region < 1:
+        raise ValueError("region must be >= 1")
+    h, w = score_map.shape
+    ph, pw = -h % region, -w % region
+    padded = np.pad(np.asarray(score_map, np.float64), ((0, ph), (0, pw)), constant_values=-np.inf)
+    return padded.reshape(padded.shape[0] // region, region, padded.shape[1] // region, region).max(axis=(1, 3))
 
 
 def region_max_score(score_map: np.ndarray, region: int = 4) -> float:

@@ -1,12 +1,27 @@
 """Classification uncertainty: per-box score -> optional class weight -> per-image reduction.
 
-Per-box measures over the class-probability vector p (YOLO: an independent sigmoid per class):
+Per-box measures over the class-probability vector p (YOLO: an independent sigmoid per class;
+the box's confidence is P = max_c p_c):
 
-- ``least_confidence``: 1 - max_c p_c
-- ``margin``: 1 - (p_(1) - p_(2)), the two largest entries (higher = smaller margin)
-- ``entropy``: Shannon entropy (nats) of p normalised to sum to 1
+- ``least_confidence``: 1 - P, for any number of classes. The box-level paper's measure: with
+  one class the least probable boxes are asked about first (0.1 before 0.5 before 0.9).
+- ``margin``: 1 - (p_(1) - p_(2)), the two largest entries (higher = smaller margin); with a
+  single class the second entry is "not this class", 1 - p (a margin needs two entries).
+- ``entropy``: Shannon entropy (nats) of the (C + 1)-vector q = (P p / sum(p), 1 - P): the
+  classes share the box's confidence in proportion to their probabilities and the rest is
+  background, as in detectors with a background class (the uncertainty-aggregation paper's
+  entropy is over such a softmax). So a box's entropy accounts for how confident it is: a
+  0.05-confidence box is nearly certainly background (low entropy), not a maximally uncertain
+  class vector. With one class, q = (p, 1 - p), the binary entropy.
 
-With a single class the alternative is "not this class": p becomes (p, 1 - p) for every measure.
+Earlier rules, by name: ``least_confidence_binary`` (1 - max(p, 1 - p) with one class, so boxes
+near 0.5 come first; = ``least_confidence`` with several classes) and ``entropy_classes`` (the
+entropy of p normalised to sum to 1, ignoring the confidence; (p, 1 - p) with one class).
+
+Per-image reduction (``aggregation``) and images without boxes: the uncertainty-aggregation paper
+settles on the sum and scores an image with no detection 0, so the defaults are ``sum`` and
+``include_empty=True`` (such images come after every image with a positive score); the earlier
+``max`` and never picking them stay available by name (``aggregation: max, include_empty: false``).
 All measures are >= 0, so an image with no (kept) boxes scores 0 under every reduction.
 """
 
@@ -19,28 +34,38 @@ import numpy as np
 from strategies.pool import CycleState, ScoredPool
 from strategies.registry import register
 
-Measure = Literal["least_confidence", "margin", "entropy"]
+Measure = Literal["least_confidence", "margin", "entropy", "least_confidence_binary", "entropy_classes"]
 Aggregation = Literal["max", "mean", "sum"]
-MEASURES: tuple[str, ...] = ("least_confidence", "margin", "entropy")
+MEASURES: tuple[str, ...] = ("least_confidence", "margin", "entropy", "least_confidence_binary", "entropy_classes")
 REDUCTIONS: tuple[str, ...] = ("max", "mean", "sum")
 _CHUNK = 1 << 16  # rows per chunk: bounds the temporaries for (1M, 80) probability arrays
 
 
+def _entropy_of_normalised(p: np.ndarray) -> np.ndarray:
+    """Entropy (nats) of each row of p normalised to sum to 1: H(p / S) = log S - sum(p log p) / S."""
+    total = p.sum(axis=1)
+    q = np.clip(p, 1e-12, None)
+    plogp = (q * np.log(q)).sum(axis=1)
+    safe = np.maximum(total, 1e-12)
+    return np.maximum(np.log(safe) - plogp / safe, 0.0)
+
+
 def _measure_chunk(p: np.ndarray, measure: str) -> np.ndarray:
+    if measure == "least_confidence":
+        return 1.0 - p.max(axis=1)
+    if measure == "entropy":
+        conf = p.max(axis=1, keepdims=True)
+        shares = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
+        return _entropy_of_normalised(np.concatenate([conf * shares, 1.0 - conf], axis=1))
     if p.shape[1] == 1:
         p = np.concatenate([p, 1.0 - p], axis=1)
-    if measure == "least_confidence":
+    if measure == "least_confidence_binary":
         return 1.0 - p.max(axis=1)
     if measure == "margin":
         top2 = np.partition(p, p.shape[1] - 2, axis=1)[:, -2:]
         return 1.0 - (top2[:, 1] - top2[:, 0])
-    if measure == "entropy":
-        total = p.sum(axis=1)
-        q = np.clip(p, 1e-12, None)
-        plogp = (q * np.log(q)).sum(axis=1)
-        safe = np.maximum(total, 1e-12)
-        # H(p / S) = log S - sum(p log p) / S
-        return np.maximum(np.log(safe) - plogp / safe, 0.0)
+    if measure == "entropy_classes":
+        return _entropy_of_normalised(p)
     raise ValueError(f"unknown measure {measure!r}; valid: {list(MEASURES)}")
 
 
@@ -120,11 +145,12 @@ def uncertainty(
     rng: np.random.Generator,
     *,
     measure: Measure = "entropy",
-    aggregation: Aggregation = "max",
+    aggregation: Aggregation = "sum",
     class_weights: bool = False,
     weight_smoothing: float = 1.0,
     min_conf: float = 0.0,
-    include_empty: bool = False,
+    include_empty: bool = True,
+    pool_subset: int | None = None,
 ) -> np.ndarray:
     """Frames whose detections the model is least sure about: per-box ``measure``, per-image ``aggregation``.
 
@@ -135,6 +161,8 @@ def uncertainty(
     detector.conf_score, and low-confidence background boxes look "uncertain" under
     least_confidence and margin). Images left with no box score 0 and are picked only when
     ``include_empty`` is true (at score 0: after every image with a positive score).
+    ``pool_subset``: the uncertainty-aggregation paper's query step ranks a random subset of this
+    many selectable frames (seeded), the rest are not picked this cycle; None ranks the whole pool.
     """
     if not weight_smoothing > 0:
         raise ValueError(f"uncertainty.weight_smoothing must be > 0, got {weight_smoothing}")
@@ -144,4 +172,12 @@ def uncertainty(
     if not include_empty:
         has_box = np.bincount(pool.box_image_index[keep], minlength=pool.num_images) > 0
         scores = np.where(has_box, scores, np.nan)
+    if pool_subset is not None:
+        if pool_subset < 1:
+            raise ValueError(f"uncertainty.pool_subset must be >= 1 or null, got {pool_subset}")
+        candidates = np.flatnonzero(state.selectable_mask(pool))
+        if pool_subset < len(candidates):
+            drawn = np.zeros(pool.num_images, bool)
+            drawn[rng.choice(candidates, size=pool_subset, replace=False)] = True
+            scores = np.where(drawn, scores, np.nan)
     return scores

@@ -71,7 +71,8 @@ def run_box_strategy(bench: Benchmark, seed: int, label: str, spec: dict[str, An
     noisy_conf = budget.box_conf_threshold if settings.noisy_conf is None else settings.noisy_conf
     state_file = bench.out / "state" / f"seed{seed}" / f"{label}.json"
     state = read_json(state_file) or {
-        "initial": initial_frames(bench.manifest, cfg.initial_frames, seed, cfg.pool_split),
+        "initial": initial_frames(bench.manifest, cfg.initial_frames, seed, cfg.pool_split,
+                                  str(cfg.extra.get("initial_selection", "random"))),
         "answers": [],
         "rows": [],
     }
@@ -130,21 +131,25 @@ def _step(
 ) -> Path:  # fmt: skip
     """Train and evaluate on the partial labels after ``answers`` (cached by content)."""
     pool = bench.scored_pool(previous)  # the latest model's predictions give the noisy labels
-    frames = answered_frames(answers)
+    frames = answered_frames(answers, settings.train_background_answers)
     noisy = noisy_boxes(pool, frames, ~covered_boxes(pool, answers, settings.cover_iou), noisy_conf)
-    boxes = training_boxes(bench.manifest.boxes_of(initial), answers, noisy, settings.noisy_weight)
+    boxes = training_boxes(bench.manifest.boxes_of(initial), answers, noisy, settings.noisy_weight,
+                           settings.train_background_answers)
     start = str(previous / "model.pt") if bench.cfg.warm_start == "previous" else bench.weights
     content = boxes.round(2).to_csv(index=False)
-    key = json.dumps([seed, bench.cfg.train_key(), "box", start, sorted(initial), content], sort_keys=True)
+    key = json.dumps([seed, bench.cfg.train_key(), "box", start, sorted(initial), sorted(frames), content,
+                      settings.loss_normalisation], sort_keys=True)
     folder = bench.out / "steps" / f"box-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
     if not (folder / "eval.json").exists():
         n_noisy = int(noisy["frame_id"].isin(set(frames)).sum())
-        _train_and_evaluate(bench, folder, seed, start, [*initial, *frames], boxes, n_noisy)
+        _train_and_evaluate(bench, folder, seed, start, [*initial, *frames], boxes, n_noisy,
+                            settings.loss_normalisation)
     return folder
 
 
 def _train_and_evaluate(
-    bench: Benchmark, folder: Path, seed: int, start: str, train_ids: list[str], boxes: pd.DataFrame, n_noisy: int
+    bench: Benchmark, folder: Path, seed: int, start: str, train_ids: list[str], boxes: pd.DataFrame, n_noisy: int,
+    normalisation: str = "per_group",
 ) -> None:
     from pipelines.boxlevel.dampened_training import train_yolo_partial  # imports ultralytics
 
@@ -154,7 +159,8 @@ def _train_and_evaluate(
     labels = pd.concat([boxes, bench.manifest.boxes_of(val["frame_id"]).assign(weight=1.0)], ignore_index=True)
     data = write_weighted_yolo_dataset(folder / "data", names, {"train": train, "val": val}, labels, bench.root)
     seconds = train_yolo_partial(data, start, folder / "model.pt", folder / "train", epochs=cfg.epochs,
-                                 imgsz=cfg.imgsz, batch=cfg.batch, device=cfg.device, seed=seed)  # fmt: skip
+                                 imgsz=cfg.imgsz, batch=cfg.batch, device=cfg.device, seed=seed,
+                                 normalisation=normalisation)  # fmt: skip
     test = frames[frames["split"] == cfg.test_split]
     if cfg.test_limit:
         test = test.head(cfg.test_limit)

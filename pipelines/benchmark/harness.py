@@ -149,7 +149,8 @@ class Benchmark:
             return run_box_strategy(self, seed, label, spec)
         state_file = self.out / "state" / f"seed{seed}" / f"{label}.json"
         state = read_json(state_file) or {
-            "batches": [initial_frames(self.manifest, self.cfg.initial_frames, seed, self.cfg.pool_split)],  # fmt: skip
+            "batches": [initial_frames(self.manifest, self.cfg.initial_frames, seed, self.cfg.pool_split,
+                                       str(self.cfg.extra.get("initial_selection", "random")))],  # fmt: skip
             "blocked": [],
             "rows": [],
         }

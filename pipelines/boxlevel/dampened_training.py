@@ -7,10 +7,23 @@ How a box's weight reaches the loss (ultralytics 8.4.190):
 2. Augmentations drop, concatenate and reorder boxes, indexing ``cls`` and ``instances`` together.
    So the weight rides along as a second ``cls`` column from `update_labels_info` until
    `SplitWeights`, just before `Format`, moves it to ``labels["weights"]``; `collate_fn` batches it.
-3. `WeightedDetectionLoss` assigns targets to anchors exactly as `v8DetectionLoss` does, then
-   multiplies each foreground anchor's classification and box (IoU, DFL) terms by the weight of
-   its target. The normaliser (sum of target scores) is unweighted, so a target's contribution to
-   the loss is linear in its weight: weight 1 is the stock loss, 0 ignores the box, 0.5 halves it.
+3. `WeightedDetectionLoss` implements the box-level paper's Eq. 3 (``normalisation="per_group"``,
+   the default)::
+
+       L = (1 / N_l) * sum_{a in labeled anchors} l(a) + lambda_d * (1 / N_n) * sum_{a in noisy anchors} l(a)
+
+   where a box is *labeled* when its weight is 1 and *noisy* when 0 < weight < 1 (its weight is
+   its lambda_d), and N_g is the ultralytics normaliser (the target-score sum) of the group's
+   foreground anchors. So the labeled boxes keep their share however many noisy boxes an image
+   has (1 labeled + 9 noisy boxes at lambda_d = 0.5: 1 / 1.5 = 67 % of the box loss).
+   Boxes of weight 0 are removed before target assignment: lambda_d = 0 is exactly training on
+   the labeled boxes alone. Background anchors (assigned to no box) keep the stock normaliser
+   N_l + N_n; the stock clamp (normaliser >= 1) scales both groups alike, keeping their ratio.
+   With every weight 1 (or no weights) the loss is ultralytics' own. Decision: lambda_d = 1 makes
+   noisy boxes labels (one group), since a weight-1 box is indistinguishable from a labeled one.
+   ``normalisation="shared"`` keeps the earlier rule by name: each foreground anchor's terms are
+   multiplied by its box's weight and everything is divided by one shared normaliser, so the
+   labeled share shrinks as noisy boxes grow (the example above: 1 / (1 + 9 * 0.5) = 18 %).
 
 `DampenedTrainer` uses the dataset for training (validation stays stock) and attaches the loss
 after set-up; checkpoints hold a stock `DetectionModel` (the trainer strips the criterion), so
@@ -129,12 +142,57 @@ class WeightedYOLODataset(YOLODataset):
 
 
 # -- the loss ------------------------------------------------------------------------------------
+NORMALISATIONS = ("per_group", "shared")
+
+
+def drop_weightless(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch without its weight-0 boxes (they carry no loss, nor take anchors from other boxes)."""
+    keep = batch["weights"].view(-1) > 0
+    if bool(keep.all()):
+        return batch
+    out = dict(batch)
+    for k in ("batch_idx", "cls", "bboxes", "weights"):
+        out[k] = batch[k][keep]
+    return out
+
+
+def anchor_multipliers(
+    fg_mask: torch.Tensor, assigned_weight: torch.Tensor, target_scores: torch.Tensor, normalisation: str
+) -> torch.Tensor:
+    """(b, a) factor on each anchor's loss terms, all divided afterwards by the stock normaliser N_l + N_n.
+
+    ``per_group`` (Eq. 3): labeled anchors (N_l + N_n) / N_l, noisy anchors w (N_l + N_n) / N_n,
+    background 1. ``shared``: w on foreground anchors, 1 on background."""
+    fg = fg_mask.bool()
+    out = torch.ones_like(assigned_weight)
+    if normalisation == "shared":
+        return torch.where(fg, assigned_weight, out)
+    if normalisation != "per_group":
+        raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+    per_anchor = target_scores.sum(-1)
+    labeled, noisy = fg & (assigned_weight >= 1), fg & (assigned_weight < 1)
+    n_l, n_n = per_anchor[labeled].sum(), per_anchor[noisy].sum()
+    total = n_l + n_n
+    if n_l > 0:
+        out = torch.where(labeled, total / n_l, out)
+    if n_n > 0:
+        out = torch.where(noisy, assigned_weight * total / n_n, out)
+    return out
+
+
 class WeightedDetectionLoss(v8DetectionLoss):
-    """`v8DetectionLoss` with a weight per target (``batch["weights"]``; without it, the stock loss)."""
+    """`v8DetectionLoss` with a weight per target (``batch["weights"]``; without it, the stock loss).
+
+    ``normalisation``: ``per_group`` (Eq. 3 of the box-level paper) or ``shared`` (the earlier rule);
+    see the module docstring."""
+
+    normalisation: str = "per_group"
 
     def get_assigned_targets_and_loss(self, preds: dict[str, torch.Tensor], batch: dict[str, Any], **assign_kwargs):
         if batch.get("weights") is None:
             return super().get_assigned_targets_and_loss(preds, batch, **assign_kwargs)
+        if self.normalisation == "per_group":
+            batch = drop_weightless(batch)
         # The body of v8DetectionLoss.get_assigned_targets_and_loss (8.4.190); changes marked "weight".
         loss = torch.zeros(3, device=self.device)  # box, cls, dfl
         pred_distri = preds["boxes"].permute(0, 2, 1).contiguous()
@@ -158,13 +216,14 @@ class WeightedDetectionLoss(v8DetectionLoss):
             mask_gt,
             **assign_kwargs,
         )
-        target_scores_sum = target_scores.sum().clamp_(min=1)  # weight: unweighted, so the loss is linear in weights
+        target_scores_sum = target_scores.sum().clamp_(min=1)  # weight: N_l + N_n, stock; groups via anchor_weight
 
-        # weight: each foreground anchor takes its target's weight; background anchors keep 1
+        # weight: each anchor's factor from its target's weight (`anchor_multipliers`)
         anchor_weight = torch.ones_like(fg_mask, dtype=dtype)
         if gt_weights.shape[1]:
             assigned = gt_weights.squeeze(-1).gather(1, target_gt_idx.long()).to(dtype)
-            anchor_weight = torch.where(fg_mask.bool(), assigned, anchor_weight)
+            assigned = torch.where(fg_mask.bool(), assigned, torch.ones_like(assigned))
+            anchor_weight = anchor_multipliers(fg_mask, assigned, target_scores.to(dtype), self.normalisation)
         anchor_weight = anchor_weight.unsqueeze(-1)
 
         bce_loss = self.bce(pred_scores, target_scores.to(dtype)) * anchor_weight  # weight
@@ -192,20 +251,26 @@ class WeightedDetectionLoss(v8DetectionLoss):
         )
 
 
-def weighted_criterion(model: torch.nn.Module) -> Any:
+def weighted_criterion(model: torch.nn.Module, normalisation: str = "per_group") -> Any:
     """The model's own criterion with `WeightedDetectionLoss` in place of `v8DetectionLoss`."""
+    if normalisation not in NORMALISATIONS:
+        raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+    loss_cls = type("WeightedDetectionLoss", (WeightedDetectionLoss,), {"normalisation": normalisation})
     if getattr(model.model[-1], "one2one_cv2", None) is not None:  # end-to-end heads (YOLO26)
-        return E2ELoss(model, WeightedDetectionLoss)
-    return WeightedDetectionLoss(model)
+        return E2ELoss(model, loss_cls)
+    return loss_cls(model)
 
 
 def _attach_weighted_loss(trainer: DetectionTrainer) -> None:
     model = unwrap_model(trainer.model)
-    model.criterion = weighted_criterion(model)  # after set-up: model.args and class weights are in place
+    # after set-up: model.args and class weights are in place
+    model.criterion = weighted_criterion(model, getattr(trainer, "normalisation", "per_group"))
 
 
 class DampenedTrainer(DetectionTrainer):
     """Detection training with per-box weights (`WeightedYOLODataset` + `WeightedDetectionLoss`)."""
+
+    normalisation: str = "per_group"  # of WeightedDetectionLoss: per_group (Eq. 3) | shared
 
     def __init__(self, cfg: Any = DEFAULT_CFG, overrides: dict[str, Any] | None = None, _callbacks: Any = None):
         super().__init__(cfg, overrides, _callbacks)
@@ -225,8 +290,13 @@ class DampenedTrainer(DetectionTrainer):
 
 def train_yolo_partial(
     data_yaml: Path, weights: str, out_model: Path, work_dir: Path, *, epochs: int, imgsz: int, batch: int,
-    device: Any = "auto", seed: int = 0, workers: int = 0, patience: int = 100,
+    device: Any = "auto", seed: int = 0, workers: int = 0, patience: int = 100, normalisation: str = "per_group",
 ) -> float:  # fmt: skip
-    """`pipelines.cycle.yolo_ops.train_yolo` with `DampenedTrainer`: label files may weigh boxes (6th column)."""
+    """`pipelines.cycle.yolo_ops.train_yolo` with `DampenedTrainer`: label files may weigh boxes (6th column).
+
+    ``normalisation``: ``per_group`` (Eq. 3) or ``shared`` (`WeightedDetectionLoss`)."""
+    if normalisation not in NORMALISATIONS:
+        raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+    trainer = type("DampenedTrainer", (DampenedTrainer,), {"normalisation": normalisation})
     return train_yolo(data_yaml, weights, out_model, work_dir, epochs=epochs, imgsz=imgsz, batch=batch, device=device,
-                      seed=seed, workers=workers, patience=patience, trainer=DampenedTrainer)  # fmt: skip
+                      seed=seed, workers=workers, patience=patience, trainer=trainer)  # fmt: skip

@@ -7,9 +7,13 @@ A box-level cycle asks about single predicted boxes (*queries*). Each query gets
 - ``rejected``: not an object, or a second box on an object already answered: removed;
 - ``drawn``: a box the annotator added that no query proposed (Label Studio only).
 
-An image enters training once it has an answered box (accepted, corrected or drawn). Its answered
-boxes are labels (weight 1); its other predicted boxes, unless an answer or a rejection covers
-them, are *noisy* labels trained with weight lambda_d (`noisy_weight`). Frames of the initial
+An image enters training once any of its queries has an answer, a rejection included (the box-level
+paper's update rule: a background answer is information too, and an image whose only answers are
+rejections trains as background plus its noisy boxes). ``include_background=False`` in
+`answered_frames` / `training_boxes` keeps the earlier rule by name (only accepted, corrected or
+drawn boxes admit an image). Its answered boxes are labels (weight 1); its other predicted boxes,
+unless an answer or a rejection covers them, are *noisy* labels trained with weight lambda_d
+(`noisy_weight`), with the loss of Eq. 3 (`pipelines.boxlevel.dampened_training`). Frames of the initial
 random set are fully labeled and train on their ground truth. Cost: every query is one box
 whatever its answer, a drawn box is one box, noisy boxes cost nothing (`labeling_cost`).
 
@@ -138,21 +142,25 @@ def noisy_boxes(
     return pd.concat(parts, ignore_index=True) if parts else empty(["frame_id", *XYXY, "class_id", "conf"])
 
 
-def answered_frames(answers: pd.DataFrame) -> list[str]:
-    """Frames with at least one answered box, in order of first answer: they enter training."""
+def answered_frames(answers: pd.DataFrame, include_background: bool = True) -> list[str]:
+    """Frames that enter training, in order of first answer: every frame with an answer (the paper's
+    rule), or with ``include_background=False`` only frames with an answered (non-rejected) box."""
     if answers.empty:
         return []
-    return list(dict.fromkeys(answers.loc[answers["outcome"].isin(ANSWERED), "frame_id"].astype(str)))
+    outcomes = OUTCOMES if include_background else ANSWERED
+    return list(dict.fromkeys(answers.loc[answers["outcome"].isin(outcomes), "frame_id"].astype(str)))
 
 
 def training_boxes(
-    labeled: pd.DataFrame, answers: pd.DataFrame, noisy: pd.DataFrame, noisy_weight: float
+    labeled: pd.DataFrame, answers: pd.DataFrame, noisy: pd.DataFrame, noisy_weight: float,
+    include_background: bool = True,
 ) -> pd.DataFrame:
     """The labels of one training set: ground truth of fully labeled frames and answered boxes
-    (weight 1), noisy boxes of frames with an answer (weight ``noisy_weight``)."""
+    (weight 1), noisy boxes of the frames `answered_frames` admits (weight ``noisy_weight``).
+    A frame admitted with no box at all trains as background: pass `answered_frames` to the writer."""
     if not 0.0 <= noisy_weight <= 1.0:
         raise ValueError(f"noisy_weight (lambda_d) must be in [0, 1], got {noisy_weight}")
-    frames = set(answered_frames(answers))
+    frames = set(answered_frames(answers, include_background))
     done = answers[answers["outcome"].isin(ANSWERED)] if not answers.empty else answers
     parts = [
         labeled[["frame_id", *XYXY, "class_id"]].assign(weight=1.0),

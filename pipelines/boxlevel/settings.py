@@ -15,6 +15,8 @@ class BoxSettings:
     noisy_weight: float = 0.5  # lambda_d: loss weight of the noisy (unqueried predicted) boxes
     noisy_conf: float | None = None  # predicted boxes at or above this become noisy labels; None: budget threshold
     cover_iou: float = 0.5  # a predicted box this close to an earlier answer is neither asked again nor noisy
+    loss_normalisation: str = "per_group"  # per_group: Eq. 3 of the box-level paper; shared: the earlier rule
+    train_background_answers: bool = True  # an image whose answers are all rejections trains (paper); False: not
 
     @classmethod
     def resolve(cls, params: dict[str, Any], spec: dict[str, Any]) -> BoxSettings:

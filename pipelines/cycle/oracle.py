@@ -70,10 +70,48 @@ class AnnotationStore:
         return merged
 
 
-def initial_frames(manifest: Manifest, count: int, seed: int, split: str = "train") -> list[str]:
-    """A seeded random starting set from one split (the papers' random initial labeled set)."""
+INITIAL_SELECTIONS = ("random", "class_balanced")
+
+
+def initial_frames(
+    manifest: Manifest, count: int, seed: int, split: str = "train", selection: str = "random"
+) -> list[str]:
+    """A seeded starting set from one split: ``random`` (most papers' random initial labeled set) or
+    ``class_balanced`` (the uncertainty-aggregation paper's: `class_balanced_frames`)."""
+    if selection not in INITIAL_SELECTIONS:
+        raise ValueError(f"initial selection must be one of {INITIAL_SELECTIONS}, got {selection!r}")
     ids = manifest.frames.loc[manifest.frames["split"] == split, "frame_id"].to_numpy()
     if count > len(ids):
         raise ValueError(f"cannot seed {count} frames: split {split!r} has {len(ids)}")
     rng = np.random.default_rng(seed)
+    if selection == "class_balanced":
+        picked = set(class_balanced_frames(ids.astype(str), manifest.boxes_of(ids), count, rng))
+        return [str(f) for f in ids if str(f) in picked]
     return [str(f) for f in ids[np.sort(rng.choice(len(ids), size=count, replace=False))]]
+
+
+def class_balanced_frames(ids: np.ndarray, boxes: pd.DataFrame, count: int, rng: np.random.Generator) -> list[str]:
+    """``count`` frames whose classes are as balanced as the pool allows: each turn the class with the
+    fewest boxes in the set so far (ties at random) adds a random frame that contains it; when no
+    class has frames left, random frames fill the rest (frames without boxes included)."""
+    frames_of: dict[int, list[str]] = {}
+    for cls, group in boxes.groupby("class_id"):
+        frames_of[int(cls)] = [str(f) for f in rng.permutation(group["frame_id"].astype(str).unique())]
+    per_frame = boxes.groupby(["frame_id", "class_id"]).size()
+    counts = dict.fromkeys(frames_of, 0)
+    picked: list[str] = []
+    taken: set[str] = set()
+    while len(picked) < count:
+        open_classes = [c for c in frames_of if any(f not in taken for f in frames_of[c])]
+        if not open_classes:
+            rest = [str(f) for f in rng.permutation(ids) if str(f) not in taken]
+            picked.extend(rest[: count - len(picked)])
+            break
+        lowest = min(counts[c] for c in open_classes)
+        cls = int(rng.choice([c for c in open_classes if counts[c] == lowest]))
+        frame = next(f for f in frames_of[cls] if f not in taken)
+        picked.append(frame)
+        taken.add(frame)
+        for (_, c), n in per_frame.loc[[frame]].items():
+            counts[int(c)] = counts.get(int(c), 0) + int(n)
+    return picked

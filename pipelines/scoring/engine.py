@@ -41,7 +41,7 @@ def scoring_arguments(params: dict[str, Any], args: argparse.Namespace) -> dict[
     }
 
 
-def scoring_settings(detector: Detector, conf: float, tta_flip: bool, divergence_radius: int | None) -> dict[str, Any]:
+def scoring_settings(detector: Detector, conf: float, tta_flip: bool, divergence_radius: Any) -> dict[str, Any]:
     """Everything that changes the stored scores; its hash decides whether a shard can be reused."""
     return {
         "format_version": score_store.FORMAT_VERSION,
@@ -138,7 +138,7 @@ def score_batch(
     loaded: list[tuple[FrameRecord, np.ndarray | None]],
     conf: float,
     tta_flip: bool,
-    radius: int | None,
+    radius: Any,
 ) -> list[FrameRecord]:
     ok = [i for i, (_, image) in enumerate(loaded) if image is not None]
     out = [record for record, _ in loaded]

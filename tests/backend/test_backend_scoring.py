@@ -109,7 +109,8 @@ def test_boxes_of_classes_without_a_label_do_not_count(label_map):
     only_dog = det([(0, 0, 10, 10, 2, [0.3, 0.3, 0.4])])
     pool = pool_from_detections(["a"], [only_dog], CLASSES, list(label_map.class_to_label))
     assert pool.num_boxes == 0
-    assert math.isnan(TaskScorer("uncertainty").values(pool, ["a"])[0])
+    assert TaskScorer("uncertainty").values(pool, ["a"])[0] == 0.0  # no box: scored 0 (the paper's default)
+    assert math.isnan(TaskScorer("uncertainty", {"include_empty": False}).values(pool, ["a"])[0])
 
 
 @pytest.mark.parametrize(
@@ -137,16 +138,19 @@ PARAMS = {
 }
 
 
+DIVERGENCE = {"radius": 2.0, "region": 30, "units": "pixels"}  # detector.divergence_* with the defaults
+
+
 def test_detection_options_compute_what_the_strategy_declares_it_needs():
     assert detection_options(PARAMS, "uncertainty") == DetectionOptions(0.05, False, None)
-    assert detection_options(PARAMS, "spatial_divergence") == DetectionOptions(0.05, False, 2)
+    assert detection_options(PARAMS, "spatial_divergence") == DetectionOptions(0.05, False, DIVERGENCE)
     assert detection_options(PARAMS, "tta_consistency") == DetectionOptions(0.05, True, None)
 
 
 def test_the_stored_pool_has_divergence_maps_for_any_strategy_and_the_flip_when_asked():
-    assert detection_options(PARAMS) == DetectionOptions(0.05, False, 2)
+    assert detection_options(PARAMS) == DetectionOptions(0.05, False, DIVERGENCE)
     flip = {**PARAMS, "strategy": {"name": "tta_consistency"}}
-    assert detection_options(flip) == DetectionOptions(0.05, True, 2)
+    assert detection_options(flip) == DetectionOptions(0.05, True, DIVERGENCE)
 
 
 def test_random_scores_differ_between_tasks_and_repeat_for_a_task(label_map):

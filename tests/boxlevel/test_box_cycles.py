@@ -86,7 +86,7 @@ def trained(monkeypatch):
     """Each training the arm asks for: (train frame ids, label table)."""
     calls: list[tuple[list[str], pd.DataFrame]] = []
 
-    def fake_train(bench, folder, seed, start, train_ids, boxes, n_noisy):
+    def fake_train(bench, folder, seed, start, train_ids, boxes, n_noisy, normalisation="per_group"):
         calls.append((train_ids, boxes))
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "eval.json").write_text(json.dumps(evaluation(len(train_ids), n_noisy)))

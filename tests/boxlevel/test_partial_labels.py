@@ -70,18 +70,50 @@ def test_noisy_labels_are_the_confident_uncovered_boxes_of_answered_frames_one_p
     assert noisy["conf"].tolist() == pytest.approx([0.8])
 
 
-def test_an_image_trains_once_it_has_an_answered_box_with_its_other_boxes_dampened():
+def test_an_image_trains_once_it_has_an_answered_box_with_its_other_boxes_dampened_earlier_rule():
     labeled = pd.DataFrame({"frame_id": ["init"], "x1": [0.0], "y1": [0.0], "x2": [5.0], "y2": [5.0], "class_id": [2]})
     answers = pd.concat([ANSWERS, pd.DataFrame([answer("f3", "rejected", [0, 0, 9, 9], -1, qid="0-2")])])
     noisy = pd.DataFrame({"frame_id": ["f0", "f1", "f3"], "x1": [20.0] * 3, "y1": [0.0] * 3, "x2": [30.0] * 3,
                           "y2": [10.0] * 3, "class_id": [1, 1, 1], "conf": [0.8] * 3})  # fmt: skip
-    assert answered_frames(answers) == ["f0"]  # f1 and f3 only have rejections
-    boxes = training_boxes(labeled, answers, noisy, noisy_weight=0.5)
+    assert answered_frames(answers, include_background=False) == ["f0"]  # f1 and f3 only have rejections
+    boxes = training_boxes(labeled, answers, noisy, noisy_weight=0.5, include_background=False)
     assert boxes[["frame_id", "x2", "class_id", "weight"]].values.tolist() == [
         ["init", 5.0, 2, 1.0],  # ground truth of the initial, fully labeled frame
         ["f0", 10.0, 0, 1.0],  # the answered box
         ["f0", 30.0, 1, 0.5],  # a noisy label of an answered frame, weighing lambda_d
     ]
+
+
+def test_background_only_answers_reach_the_training_set():
+    # the paper's rule: f1 and f3 were answered only with rejections (background); they train too,
+    # f1 and f3 with their noisy box, f3's rejected region as background (no label on it)
+    answers = pd.concat([ANSWERS, pd.DataFrame([answer("f3", "rejected", [0, 0, 9, 9], -1, qid="0-2")])])
+    assert sorted(answered_frames(answers)) == ["f0", "f1", "f3"]
+    noisy = pd.DataFrame({"frame_id": ["f0", "f1", "f3", "f9"], "x1": [20.0] * 4, "y1": [0.0] * 4,
+                          "x2": [30.0] * 4, "y2": [10.0] * 4, "class_id": [1] * 4, "conf": [0.8] * 4})
+    boxes = training_boxes(ANSWERS.iloc[:0], answers, noisy, noisy_weight=0.5)
+    assert sorted(map(tuple, boxes[["frame_id", "weight"]].values.tolist())) == [
+        ("f0", 0.5), ("f0", 1.0), ("f1", 0.5), ("f3", 0.5)]  # f9 has no answer: not in training
+    assert (boxes["class_id"] >= 0).all()  # a rejection never becomes a label
+
+
+def test_a_frame_with_only_a_rejection_and_no_noisy_box_trains_as_pure_background(tmp_path):
+    from pipelines.boxlevel.partial_labels import write_weighted_yolo_dataset
+
+    answers = pd.DataFrame([answer("f3", "rejected", [0, 0, 9, 9], -1, qid="0-2")])
+    frames = answered_frames(answers)
+    assert frames == ["f3"]
+    boxes = training_boxes(ANSWERS.iloc[:0], answers, ANSWERS.iloc[:0].assign(conf=0.0), noisy_weight=0.5)
+    assert boxes.empty
+    img = tmp_path / "f3.jpg"
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(img)
+    train = pd.DataFrame({"frame_id": frames, "image": [str(img)], "width": [32], "height": [32]})
+    data = write_weighted_yolo_dataset(tmp_path / "ds", ["a", "b"], {"train": train}, boxes, tmp_path)
+    images = list((data.parent / "images" / "train").iterdir())
+    assert len(images) == 1  # the image is in the training split, with no box: pure background
+    assert (data.parent / "labels" / "train" / "f3.txt").read_text() == ""
 
 
 def test_noisy_boxes_never_count_as_labeling_cost():

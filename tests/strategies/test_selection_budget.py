@@ -17,7 +17,8 @@ def ranked_pool(boxes: list[int], conf: float = 0.9):
 
 
 def by_rank(pool, budget, **params):
-    return pick("uncertainty", pool, budget, measure="least_confidence", include_empty=True, **params)
+    params = {"measure": "least_confidence", "aggregation": "max", "include_empty": True, **params}
+    return pick("uncertainty", pool, budget, **params)
 
 
 def test_estimated_boxes_count_only_confident_predictions():

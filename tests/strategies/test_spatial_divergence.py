@@ -90,3 +90,27 @@ def test_strategy_ranks_by_region_score_and_region_1_is_the_mean():
     assert pick("spatial_divergence", pool, 1, region=1).indices.tolist() == [2]
     sel = pick("spatial_divergence", pool, 3, region=2)
     assert sel.indices.tolist() == [1, 2, 0] and sel.values.tolist() == [2.0, 1.0, 0.0]
+
+
+def test_eq4_sums_the_divergence_over_the_k_classes():
+    # class 0: a checkerboard 0.95 / 0.05; class 1: a checkerboard 0.8 / 0.2 in the opposite phase
+    yy, xx = np.mgrid[:6, :6]
+    even = (yy + xx) % 2 == 0
+    probs = np.stack([np.where(even, 0.95, 0.05), np.where(even, 0.2, 0.8)])
+    s = stride_divergence(probs, radius=1)
+    # by hand at the centre (2, 2), an "even" cell: its 3x3 window holds 5 even and 4 odd cells
+    h = lambda p: float(binary_entropy(np.array(p)))  # noqa: E731
+    by_hand = (h((5 * 0.95 + 4 * 0.05) / 9) - (5 * h(0.95) + 4 * h(0.05)) / 9) + (
+        h((5 * 0.2 + 4 * 0.8) / 9) - (5 * h(0.2) + 4 * h(0.8)) / 9
+    )
+    assert s[2, 2] == pytest.approx(by_hand, rel=1e-6)
+    # Eq. 4 is the sum of the per-class maps
+    np.testing.assert_allclose(s, stride_divergence(probs[:1], 1) + stride_divergence(probs[1:], 1), rtol=1e-9)
+
+
+def test_region_maxima_are_the_block_maxima_with_smaller_border_blocks():
+    from strategies.spatial import region_maxima
+
+    m = np.arange(25, dtype=float).reshape(5, 5)
+    assert region_maxima(m, 2).tolist() == [[6, 8, 9], [16, 18, 19], [21, 23, 24]]
+    assert region_max_score(m, 2) == pytest.approx(region_maxima(m, 2).mean())

@@ -1,0 +1,67 @@
+"""Spatial divergence in pixels of the original frame, one implementation for `/predict` and `alod score`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from core.divergence import Divergence, divergence_setting
+from core.features import level_divergence, pixel_divergence
+from core.images import load_image
+from core.scoring import TaskScorer, detection_options, pool_from_detections
+from strategies import CycleState
+from strategies.registry import frame_scores
+from strategies.spatial import divergence_map, region_maxima
+
+
+def test_settings_come_from_params_with_the_paper_defaults():
+    assert divergence_setting({}) == {"radius": 9.0, "region": 30, "units": "pixels"}
+    assert divergence_setting({"divergence_radius": 4, "divergence_region": 16}) == {
+        "radius": 4.0, "region": 16, "units": "pixels"}
+    assert Divergence.parse(1) == Divergence(radius=1, units="grid")  # an int: the earlier grid rule
+    with pytest.raises(ValueError, match="units"):
+        Divergence(units="cells")
+
+
+def test_the_torch_pixel_map_is_the_numpy_reference_pooled_over_regions():
+    rng = np.random.default_rng(0)
+    levels = [rng.random((2, 12, 16)).astype(np.float32) for _ in range(2)]  # already at the input size
+    settings = Divergence(radius=2, region=4)
+    got = pixel_divergence([torch.tensor(m) for m in levels], (12, 16), (0, 0, 12, 16), 1.0, settings).numpy()
+    want = region_maxima(divergence_map(levels, radius=2), 4)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5)
+    # the two-class sum (Eq. 4) holds in the port as well
+    one, two = (level_divergence(torch.tensor(levels[0][k : k + 1]), 2) for k in (0, 1))
+    np.testing.assert_allclose(level_divergence(torch.tensor(levels[0]), 2), one + two, rtol=1e-5, atol=1e-6)
+
+
+def test_radius_and_region_are_counted_in_original_pixels():
+    # a 640-wide frame letterboxed to 320: gain 0.5, so r = 9 px -> 4.5 -> 4 input pixels (round half
+    # to even), 30 px regions -> 15 input pixels; a 480-row content of 240 input rows gives 16 x 22 regions
+    levels = [torch.rand(1, 40, 40), torch.rand(1, 20, 20)]
+    out = pixel_divergence(levels, (320, 320), (40, 0, 280, 320), 0.5, Divergence())
+    assert tuple(out.shape) == (16, 22)
+
+
+def test_predict_and_score_give_the_same_spatial_divergence(detector, bccd_images, tmp_path):
+    from pipelines.scoring.score import score_frames
+    from pipelines.scoring.store import read_scored_pool
+
+    det_cfg = {"divergence_radius": 9, "divergence_region": 30, "divergence_units": "pixels"}
+    image = load_image(bccd_images[0])
+    # /predict: core.predictor runs the TaskScorer's settings through the detector, then scores the task
+    options = detection_options({"detector": {**det_cfg, "conf_score": 0.05, "tta_flip": False}}, "spatial_divergence")
+    scorer = TaskScorer("spatial_divergence")
+    dets = detector.detect([image], conf=options.conf, divergence_radius=options.divergence_radius)
+    predict_value = scorer.values(pool_from_detections(["t1"], dets, detector.names), ["t1"])[0]
+    # alod score: the same params through scoring_arguments' divergence_setting into the Parquet pool
+    frames = pd.DataFrame({"frame_id": ["t1"], "image": [str(bccd_images[0])], "width": [640], "height": [480],
+                           "video": [""], "frame": [0], "split": ["train"], "meta": ["{}"]})
+    score_frames(frames, detector, tmp_path / "scores", conf=0.05, divergence_radius=divergence_setting(det_cfg),
+                 root=tmp_path, progress=False)
+    pool = read_scored_pool(tmp_path / "scores")
+    score_value = frame_scores("spatial_divergence", pool, CycleState(), np.random.default_rng(0))[0]
+    assert pool.divergence_maps[0].shape == (16, 22)  # 480 x 640 px in 30 px regions
+    assert predict_value > 0 and score_value == pytest.approx(predict_value, rel=1e-5)
