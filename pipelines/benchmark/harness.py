@@ -53,6 +53,7 @@ class BenchmarkConfig:
     val_split: str = "val"
     val_limit: int = 16
     pool_limit: int | None = None
+    score_subset: int | None = None  # score only this many random unlabeled pool frames each cycle
     test_limit: int | None = None
     device: str = "auto"
     weights: str | None = None  # default: model.base_weights
@@ -124,7 +125,7 @@ class Benchmark:
                                 imgsz=cfg.imgsz, device=cfg.device)  # fmt: skip
         write_json(folder / "eval.json", {**quality, "train_seconds": round(seconds, 1), "frames": len(labeled)})
 
-    def scored_pool(self, folder: Path):
+    def scored_pool(self, folder: Path, seed: int = 0, labeled: list[str] | tuple[str, ...] = ()):
         from core.detector import Detector
         from pipelines.scoring.score import score_frames
         from pipelines.scoring.store import read_scored_pool, read_summary
@@ -134,6 +135,7 @@ class Benchmark:
             pool = self.manifest.frames[self.manifest.frames["split"] == self.cfg.pool_split]
             if self.cfg.pool_limit:
                 pool = pool.head(self.cfg.pool_limit)
+            pool = score_subset(pool, self.cfg.score_subset, seed, set(labeled))
             detector = Detector.from_params(self.params, folder / "model.pt", device=self.cfg.device)
             det = self.params["detector"]
             score_frames(pool.reset_index(drop=True), detector, scores, conf=float(det["conf_score"]),
@@ -175,7 +177,7 @@ class Benchmark:
         return state["rows"]
 
     def _select(self, seed, cycle, spec, folder, labeled, blocked) -> tuple[list[str], set[str]]:
-        pool = self.scored_pool(folder)
+        pool = self.scored_pool(folder, seed, labeled)
         counts = np.bincount(self.manifest.boxes_of(labeled)["class_id"].astype(int),
                              minlength=pool.num_classes)[: pool.num_classes]  # fmt: skip
         state = CycleState(cycle=cycle, labeled=frozenset(labeled), labeled_class_counts=counts,
@@ -201,6 +203,22 @@ class Benchmark:
         results = pd.DataFrame(rows)
         results.to_csv(self.out / "results.csv", index=False)
         return results
+
+
+def score_subset(pool: pd.DataFrame, size: int | None, seed: int, labeled: set[str]) -> pd.DataFrame:
+    """The labeled ``pool`` frames plus a random ``size`` of its unlabeled ones (all when ``size`` is None).
+
+    The aggregation paper's remedy when scoring the whole pool each cycle costs too much: the
+    strategy then ranks only this subset. Labeled frames stay in (coreset measures distances to
+    them). The draw depends on the seed and the labeled set, so it is the same for every arm that
+    shares a lineage (and so its cached scores) and differs from cycle to cycle.
+    """
+    unlabeled = ~pool["frame_id"].isin(labeled)
+    if not size or size >= int(unlabeled.sum()):
+        return pool
+    key = hashlib.sha1(json.dumps([seed, sorted(labeled)]).encode()).hexdigest()
+    drawn = pool[unlabeled].sample(n=size, random_state=int(key[:8], 16))
+    return pool[~unlabeled | pool.index.isin(drawn.index)]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
