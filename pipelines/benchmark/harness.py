@@ -59,6 +59,7 @@ class BenchmarkConfig:
     weights: str | None = None  # default: model.base_weights
     out_dir: str = "benchmarks/runs"
     report_dir: str | None = None  # default: docs/benchmarks/<name>
+    log_mlflow: bool = True  # False: no MLflow runs, and mlflow is never imported (a bare GPU machine)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -222,22 +223,64 @@ def score_subset(pool: pd.DataFrame, size: int | None, seed: int, labeled: set[s
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="benchmark settings (YAML), e.g. benchmarks/configs/bccd.yaml")
+    parser.add_argument("--config", help="benchmark settings (YAML), e.g. benchmarks/configs/bccd.yaml")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting (YAML value), e.g. --set seeds=[0] --set cycles=1")  # fmt: skip
-    parser.add_argument("--report-only", action="store_true", help="redraw the report from results.csv")
+    parser.add_argument("--report-only", nargs="?", const=True, default=False, metavar="DIR",
+                        help="redraw the report from results.csv: of the --config run, or in the report folder DIR "
+                        "(e.g. docs/benchmarks/bccd); no training, no MLflow")  # fmt: skip
+
+
+def report_only(folder: Path) -> int:
+    """Rebuild report.md, summary.csv and the plots in ``folder`` from its results.csv.
+
+    The settings come from ``folder/config.yaml`` (written by every run), else from
+    benchmarks/configs/<folder name>.yaml; the wall time and machine from ``folder/run.json``.
+    """
+    from pipelines.benchmark.machine import read_run
+    from pipelines.benchmark.report import write_report
+
+    config = folder / "config.yaml"
+    if not config.exists():
+        config = Path(__file__).resolve().parents[2] / "benchmarks" / "configs" / f"{folder.name}.yaml"
+    cfg = BenchmarkConfig.load(config) if config.exists() else None
+    write_report(pd.read_csv(folder / "results.csv"), cfg, folder, run=read_run(folder))
+    log.info("report redrawn in %s", folder)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.benchmark.report import log_to_mlflow, write_report
+    from dataclasses import asdict
 
+    from pipelines.benchmark.machine import WallClock, read_run
+    from pipelines.benchmark.report import write_report
+
+    if isinstance(args.report_only, str):
+        return report_only(Path(args.report_only))
+    if not args.config:
+        raise SystemExit("alod benchmark: --config is required (or --report-only DIR)")
     params = load_params()
     overrides = {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in args.set)}
     cfg = BenchmarkConfig.load(Path(args.config), overrides)
     bench = Benchmark(cfg, params)
-    results = pd.read_csv(bench.out / "results.csv") if args.report_only else bench.run()
+    if args.report_only:
+        results = pd.read_csv(bench.out / "results.csv")
+    else:
+        clock = WallClock(bench.out)
+        results = bench.run()
+        clock.stop()
     report = resolve_path(params, cfg.report_dir or f"docs/benchmarks/{cfg.name}")
-    write_report(results, cfg, report, bench.manifest.labels.names)  # type: ignore[arg-type]
-    run_id = log_to_mlflow(results, cfg, params, report)  # type: ignore[arg-type]
-    log.info("report written to %s; MLflow parent run %s", report, run_id)
+    report.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+    (report / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))  # type: ignore[operator]
+    run_info = read_run(bench.out)
+    if run_info:
+        write_json(report / "run.json", run_info)  # type: ignore[operator]
+    write_report(results, cfg, report, bench.manifest.labels.names, run_info)  # type: ignore[arg-type]
+    if cfg.log_mlflow:
+        from pipelines.benchmark.report import log_to_mlflow
+
+        run_id = log_to_mlflow(results, cfg, params, report)  # type: ignore[arg-type]
+        log.info("report written to %s; MLflow parent run %s", report, run_id)
+    else:
+        log.info("report written to %s (MLflow off)", report)
     return 0
