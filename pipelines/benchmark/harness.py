@@ -59,6 +59,7 @@ class BenchmarkConfig:
     weights: str | None = None  # default: model.base_weights
     out_dir: str = "benchmarks/runs"
     report_dir: str | None = None  # default: docs/benchmarks/<name>
+    parallel_seeds: int = 1  # seeds run in this many processes at once (a GPU is mostly idle on small models)
     log_mlflow: bool = True  # False: no MLflow runs, and mlflow is never imported (a bare GPU machine)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -196,14 +197,37 @@ class Benchmark:
                 "close_pairs": close_pairs(frames["video"].to_numpy(), frames["frame"].to_numpy(), window),
                 **{f"selected.{n}": int(per_class.get(n, 0)) for n in self.manifest.labels.names}}  # fmt: skip
 
-    def run(self) -> pd.DataFrame:
+    def run_seed(self, seed: int) -> list[dict[str, Any]]:
         rows = []
-        for seed in self.cfg.seeds:
-            for label, spec in self.cfg.strategies.items():
-                rows.extend(self.run_strategy(seed, label, spec))
-        results = pd.DataFrame(rows)
+        for label, spec in self.cfg.strategies.items():
+            rows.extend(self.run_strategy(seed, label, spec))
+        return rows
+
+    def run(self) -> pd.DataFrame:
+        workers = min(self.cfg.parallel_seeds, len(self.cfg.seeds))
+        if workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: a fresh interpreter per worker (no forked CUDA state); each rebuilds the Benchmark,
+            # whose manifest this process has already imported
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_logging) as pool:
+                per_seed = list(pool.map(_run_seed, [(self.cfg, self.params, s) for s in self.cfg.seeds]))
+        else:
+            per_seed = [self.run_seed(seed) for seed in self.cfg.seeds]
+        results = pd.DataFrame([row for rows in per_seed for row in rows])
         results.to_csv(self.out / "results.csv", index=False)
         return results
+
+
+def _worker_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _run_seed(job: tuple[BenchmarkConfig, dict[str, Any], int]) -> list[dict[str, Any]]:
+    cfg, params, seed = job
+    return Benchmark(cfg, params).run_seed(seed)
 
 
 def score_subset(pool: pd.DataFrame, size: int | None, seed: int, labeled: set[str]) -> pd.DataFrame:
