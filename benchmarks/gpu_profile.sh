@@ -12,7 +12,7 @@
 #   ALOD_WEIGHTS       base weights (default ../shared/weights/yolo11n-coco.pt)
 #   ALOD_RUNS_DIR      the resumable cache of models and scores (default benchmarks/runs; rerunning resumes)
 #   PYTHON             interpreter (default .venv/bin/python when present, else python3)
-#   GPU_PROFILE_QUICK=1  a proof that the script works: 1 seed, 1 cycle, imgsz 160, 1 epoch, a few images
+#   GPU_PROFILE_QUICK=1  a proof that the script works: 2 seeds in 2 processes, 1 cycle, imgsz 160, 1 epoch, a few images
 #   GPU_PROFILE_PACK=FILE  also pack OUTDIR into FILE (.tgz): one file to bring back
 # Needs torch, ultralytics, pandas, scipy, matplotlib, pyyaml, pyarrow; not mlflow, dvc or Label Studio.
 set -euo pipefail
@@ -38,9 +38,9 @@ name=hardhat_gpu
 sets=(--set "out_dir=$runs" --set "report_dir=$out" --set log_mlflow=false)
 if [ "${GPU_PROFILE_QUICK:-0}" = 1 ]; then
     name=hardhat_gpu_quick
-    sets+=(--set seeds=[0] --set cycles=1 --set imgsz=160 --set epochs=1 --set batch=4 --set initial_frames=4
+    sets+=(--set "seeds=[0, 1]" --set cycles=1 --set imgsz=160 --set epochs=1 --set batch=4 --set initial_frames=4
            --set "budget={frames: 4}" --set score_subset=12 --set pool_limit=40 --set test_limit=8
-           --set val_limit=4 --set parallel_seeds=1)
+           --set val_limit=4 --set parallel_seeds=2)
 fi
 sets+=(--set "name=$name")
 
