@@ -94,7 +94,7 @@ def run_box_strategy(bench: Benchmark, seed: int, label: str, spec: dict[str, An
                **{f"ap50_95.{k}": v for k, v in quality["per_class_ap50_95"].items()},
                **{k: cost[k] for k in COST_COLUMNS[:3]}, "boxes_noisy": quality.get("noisy_boxes", 0)}  # fmt: skip
         if cycle < cfg.cycles:
-            pool = bench.scored_pool(folder)
+            pool = bench.scored_pool(folder, seed, [*initial, *answered_frames(before)])
             new = _query(bench, pool, seed, cycle, spec, budget, initial, answers, settings)
             row.update(_selection_stats(bench, new))
             answers = pd.concat([answers, new], ignore_index=True) if len(answers) else new
@@ -130,7 +130,8 @@ def _step(
     noisy_conf: float,
 ) -> Path:  # fmt: skip
     """Train and evaluate on the partial labels after ``answers`` (cached by content)."""
-    pool = bench.scored_pool(previous)  # the latest model's predictions give the noisy labels
+    # the latest model's predictions give the noisy labels; `previous` was scored when it was queried
+    pool = bench.scored_pool(previous, seed, initial)
     frames = answered_frames(answers, settings.train_background_answers)
     noisy = noisy_boxes(pool, frames, ~covered_boxes(pool, answers, settings.cover_iou), noisy_conf)
     boxes = training_boxes(bench.manifest.boxes_of(initial), answers, noisy, settings.noisy_weight,

@@ -53,11 +53,14 @@ class BenchmarkConfig:
     val_split: str = "val"
     val_limit: int = 16
     pool_limit: int | None = None
+    score_subset: int | None = None  # score only this many random unlabeled pool frames each cycle
     test_limit: int | None = None
     device: str = "auto"
     weights: str | None = None  # default: model.base_weights
     out_dir: str = "benchmarks/runs"
     report_dir: str | None = None  # default: docs/benchmarks/<name>
+    parallel_seeds: int = 1  # seeds run in this many processes at once (a GPU is mostly idle on small models)
+    log_mlflow: bool = True  # False: no MLflow runs, and mlflow is never imported (a bare GPU machine)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -124,7 +127,7 @@ class Benchmark:
                                 imgsz=cfg.imgsz, device=cfg.device)  # fmt: skip
         write_json(folder / "eval.json", {**quality, "train_seconds": round(seconds, 1), "frames": len(labeled)})
 
-    def scored_pool(self, folder: Path):
+    def scored_pool(self, folder: Path, seed: int = 0, labeled: list[str] | tuple[str, ...] = ()):
         from core.detector import Detector
         from core.scoring import detection_options
         from pipelines.scoring.score import score_frames
@@ -135,6 +138,7 @@ class Benchmark:
             pool = self.manifest.frames[self.manifest.frames["split"] == self.cfg.pool_split]
             if self.cfg.pool_limit:
                 pool = pool.head(self.cfg.pool_limit)
+            pool = score_subset(pool, self.cfg.score_subset, seed, set(labeled))
             detector = Detector.from_params(self.params, folder / "model.pt", device=self.cfg.device)
             options = detection_options(self.params)
             score_frames(pool.reset_index(drop=True), detector, scores, conf=options.conf, tta_flip=options.tta_flip,
@@ -176,7 +180,7 @@ class Benchmark:
         return state["rows"]
 
     def _select(self, seed, cycle, spec, folder, labeled, blocked) -> tuple[list[str], set[str]]:
-        pool = self.scored_pool(folder)
+        pool = self.scored_pool(folder, seed, labeled)
         counts = np.bincount(self.manifest.boxes_of(labeled)["class_id"].astype(int),
                              minlength=pool.num_classes)[: pool.num_classes]  # fmt: skip
         state = CycleState(cycle=cycle, labeled=frozenset(labeled), labeled_class_counts=counts,
@@ -194,33 +198,114 @@ class Benchmark:
                 "close_pairs": close_pairs(frames["video"].to_numpy(), frames["frame"].to_numpy(), window),
                 **{f"selected.{n}": int(per_class.get(n, 0)) for n in self.manifest.labels.names}}  # fmt: skip
 
-    def run(self) -> pd.DataFrame:
+    def run_seed(self, seed: int) -> list[dict[str, Any]]:
         rows = []
-        for seed in self.cfg.seeds:
-            for label, spec in self.cfg.strategies.items():
-                rows.extend(self.run_strategy(seed, label, spec))
-        results = pd.DataFrame(rows)
+        for label, spec in self.cfg.strategies.items():
+            rows.extend(self.run_strategy(seed, label, spec))
+        return rows
+
+    def run(self) -> pd.DataFrame:
+        workers = min(self.cfg.parallel_seeds, len(self.cfg.seeds))
+        if workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: a fresh interpreter per worker (no forked CUDA state); each rebuilds the Benchmark,
+            # whose manifest this process has already imported
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_logging) as pool:
+                per_seed = list(pool.map(_run_seed, [(self.cfg, self.params, s) for s in self.cfg.seeds]))
+        else:
+            per_seed = [self.run_seed(seed) for seed in self.cfg.seeds]
+        results = pd.DataFrame([row for rows in per_seed for row in rows])
         results.to_csv(self.out / "results.csv", index=False)
         return results
 
 
+def _worker_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _run_seed(job: tuple[BenchmarkConfig, dict[str, Any], int]) -> list[dict[str, Any]]:
+    cfg, params, seed = job
+    return Benchmark(cfg, params).run_seed(seed)
+
+
+def score_subset(pool: pd.DataFrame, size: int | None, seed: int, labeled: set[str]) -> pd.DataFrame:
+    """The labeled ``pool`` frames plus a random ``size`` of its unlabeled ones (all when ``size`` is None).
+
+    The aggregation paper's remedy when scoring the whole pool each cycle costs too much: the
+    strategy then ranks only this subset. Labeled frames stay in (coreset measures distances to
+    them). The draw depends on the seed and the labeled set, so it is the same for every arm that
+    shares a lineage (and so its cached scores) and differs from cycle to cycle.
+    """
+    unlabeled = ~pool["frame_id"].isin(labeled)
+    if not size or size >= int(unlabeled.sum()):
+        return pool
+    key = hashlib.sha1(json.dumps([seed, sorted(labeled)]).encode()).hexdigest()
+    drawn = pool[unlabeled].sample(n=size, random_state=int(key[:8], 16))
+    return pool[~unlabeled | pool.index.isin(drawn.index)]
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="benchmark settings (YAML), e.g. benchmarks/configs/bccd.yaml")
+    parser.add_argument("--config", help="benchmark settings (YAML), e.g. benchmarks/configs/bccd.yaml")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting (YAML value), e.g. --set seeds=[0] --set cycles=1")  # fmt: skip
-    parser.add_argument("--report-only", action="store_true", help="redraw the report from results.csv")
+    parser.add_argument("--report-only", nargs="?", const=True, default=False, metavar="DIR",
+                        help="redraw the report from results.csv: of the --config run, or in the report folder DIR "
+                        "(e.g. docs/benchmarks/bccd); no training, no MLflow")  # fmt: skip
+
+
+def report_only(folder: Path) -> int:
+    """Rebuild report.md, summary.csv and the plots in ``folder`` from its results.csv.
+
+    The settings come from ``folder/config.yaml`` (written by every run), else from
+    benchmarks/configs/<folder name>.yaml; the wall time and machine from ``folder/run.json``.
+    """
+    from pipelines.benchmark.machine import read_run
+    from pipelines.benchmark.report import write_report
+
+    config = folder / "config.yaml"
+    if not config.exists():
+        config = Path(__file__).resolve().parents[2] / "benchmarks" / "configs" / f"{folder.name}.yaml"
+    cfg = BenchmarkConfig.load(config) if config.exists() else None
+    write_report(pd.read_csv(folder / "results.csv"), cfg, folder, run=read_run(folder))
+    log.info("report redrawn in %s", folder)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.benchmark.report import log_to_mlflow, write_report
+    from dataclasses import asdict
 
+    from pipelines.benchmark.machine import WallClock, read_run
+    from pipelines.benchmark.report import write_report
+
+    if isinstance(args.report_only, str):
+        return report_only(Path(args.report_only))
+    if not args.config:
+        raise SystemExit("alod benchmark: --config is required (or --report-only DIR)")
     params = load_params()
     overrides = {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in args.set)}
     cfg = BenchmarkConfig.load(Path(args.config), overrides)
     bench = Benchmark(cfg, params)
-    results = pd.read_csv(bench.out / "results.csv") if args.report_only else bench.run()
+    if args.report_only:
+        results = pd.read_csv(bench.out / "results.csv")
+    else:
+        clock = WallClock(bench.out)
+        results = bench.run()
+        clock.stop()
     report = resolve_path(params, cfg.report_dir or f"docs/benchmarks/{cfg.name}")
-    write_report(results, cfg, report, bench.manifest.labels.names)  # type: ignore[arg-type]
-    run_id = log_to_mlflow(results, cfg, params, report)  # type: ignore[arg-type]
-    log.info("report written to %s; MLflow parent run %s", report, run_id)
+    report.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+    (report / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))  # type: ignore[operator]
+    run_info = read_run(bench.out)
+    if run_info:
+        write_json(report / "run.json", run_info)  # type: ignore[operator]
+    write_report(results, cfg, report, bench.manifest.labels.names, run_info)  # type: ignore[arg-type]
+    if cfg.log_mlflow:
+        from pipelines.benchmark.report import log_to_mlflow
+
+        run_id = log_to_mlflow(results, cfg, params, report)  # type: ignore[arg-type]
+        log.info("report written to %s; MLflow parent run %s", report, run_id)
+    else:
+        log.info("report written to %s (MLflow off)", report)
     return 0

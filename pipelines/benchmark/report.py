@@ -1,4 +1,9 @@
-"""The benchmark's report: a table (CSV + Markdown), plots, label savings, and MLflow parent/child runs."""
+"""The benchmark's report: tables (CSV + Markdown) with intervals and verdicts, plots, MLflow runs.
+
+The statistics live in `pipelines.benchmark.stats`; this module lays them out. `write_report` only
+needs results.csv (plus, when present, the run's settings and wall time), so
+`alod benchmark --report-only DIR` redraws any committed report.
+"""
 
 from __future__ import annotations
 
@@ -9,98 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.benchmark.stats import BASELINE, comparison, fmt_saving, per_budget
+
 log = logging.getLogger("alod.benchmark")
 
-BASELINE = "random"
 BOX_COST_METRICS = ("boxes_accepted", "boxes_corrected", "boxes_rejected", "boxes_noisy")
-
-
-def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean and spread over seeds of each strategy at each cycle."""
-    grouped = results.groupby(["strategy", "cycle"], sort=False)
-    table = grouped.agg(
-        seeds=("seed", "nunique"), frames=("frames", "mean"), boxes=("boxes", "mean"),
-        map50=("map50", "mean"), map50_95=("map50_95", "mean"), map50_95_std=("map50_95", "std"),
-    ).reset_index()  # fmt: skip
-    table["map50_95_std"] = table["map50_95_std"].fillna(0.0)
-    return table
-
-
-def amount_to_reach(curve_x: np.ndarray, curve_y: np.ndarray, target: float) -> float | None:
-    """Smallest x where the piecewise-linear curve first reaches ``target`` (None if it never does)."""
-    for i in range(len(curve_x)):
-        if curve_y[i] >= target:
-            if i == 0:
-                return float(curve_x[0])
-            x0, x1, y0, y1 = curve_x[i - 1], curve_x[i], curve_y[i - 1], curve_y[i]
-            return float(x0 + (target - y0) / (y1 - y0) * (x1 - x0))
-    return None
-
-
-def label_savings(table: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
-    """Fraction of random's boxes (and frames) each strategy needs to reach random's final mAP50-95.
-
-    Empty when there is no baseline, or when the baseline's mAP did not rise over the cycles: then every
-    curve "reaches" the target at its first point and the fractions would only measure the initial set.
-    """
-    if baseline not in set(table["strategy"]):
-        return pd.DataFrame()
-    base = table[table["strategy"] == baseline].sort_values("cycle")
-    if base["map50_95"].iloc[-1] <= base["map50_95"].iloc[0]:
-        return pd.DataFrame()
-    target, base_boxes, base_frames = base["map50_95"].iloc[-1], base["boxes"].iloc[-1], base["frames"].iloc[-1]
-    rows = []
-    for strategy, curve in table.groupby("strategy", sort=False):
-        curve = curve.sort_values("cycle")
-        y = curve["map50_95"].to_numpy()
-        boxes = amount_to_reach(curve["boxes"].to_numpy(), y, target)
-        frames = amount_to_reach(curve["frames"].to_numpy(), y, target)
-        rows.append({
-            "strategy": strategy, "final_map50_95": y[-1],
-            "boxes_fraction": None if boxes is None else boxes / base_boxes,
-            "frames_fraction": None if frames is None else frames / base_frames,
-        })  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def _no_savings_reason(table: pd.DataFrame) -> str:
-    if BASELINE not in set(table["strategy"]):
-        return f"(no `{BASELINE}` baseline in this run)"
-    return (
-        f"Not defined here: `{BASELINE}`'s mAP50-95 did not rise from the first to the last cycle, so every "
-        "strategy \"reaches\" its final mAP with the initial set alone."
-    )
-
-
-def paired_vs_baseline(results: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
-    """mAP50-95 minus random's on the same seed (same initial set), at the final cycle and averaged over
-    cycles 1..K. A difference counts as real when a paired two-sided t-test over seeds rejects "no
-    difference" at 5% (|mean| > t(0.975, n-1) standard errors: 4.3 SE with 3 seeds)."""
-    from scipy.stats import t as student_t
-
-    if baseline not in set(results["strategy"]):
-        return pd.DataFrame()
-    later = results[results["cycle"] > 0]
-    base = later[later["strategy"] == baseline].set_index(["seed", "cycle"])["map50_95"]
-    last = int(later["cycle"].max())
-    rows = []
-    for strategy, group in later.groupby("strategy", sort=False):
-        if strategy == baseline:
-            continue
-        diff = (group.set_index(["seed", "cycle"])["map50_95"] - base).dropna()
-        final = diff.xs(last, level="cycle")
-        mean_over_cycles = diff.groupby(level="seed").mean()
-        n = len(final)
-        se = final.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
-        real = n > 1 and abs(final.mean()) > student_t.ppf(0.975, n - 1) * se
-        verdict = ("better" if final.mean() > 0 else "worse") if real else "within noise"
-        rows.append({
-            "strategy": strategy, "final_minus_random": f"{final.mean():+.3f} ± {final.std(ddof=1):.3f}",
-            "seeds_better": f"{int((final > 0).sum())}/{n}",
-            "mean_over_cycles_minus_random": f"{mean_over_cycles.mean():+.3f} ± {mean_over_cycles.std(ddof=1):.3f}",
-            "verdict_at_final_cycle": verdict,
-        })  # fmt: skip
-    return pd.DataFrame(rows)
 
 
 def _markdown(df: pd.DataFrame, floats: str = "{:.3f}") -> str:
@@ -117,6 +35,7 @@ def _markdown(df: pd.DataFrame, floats: str = "{:.3f}") -> str:
 
 
 def plot_curves(table: pd.DataFrame, out: Path) -> list[Path]:
+    """mAP50-95 against boxes and against frames, the band a 95 % t interval over seeds."""
     import matplotlib.pyplot as plt
 
     paths = []
@@ -127,10 +46,9 @@ def plot_curves(table: pd.DataFrame, out: Path) -> list[Path]:
             style = {"color": "black", "linestyle": "--"} if strategy == BASELINE else {}
             ax.plot(curve[x], curve["map50_95"], marker="o", label=strategy, **style)
             band = {"color": "black"} if style else {}
-            low, high = curve["map50_95"] - curve["map50_95_std"], curve["map50_95"] + curve["map50_95_std"]
-            ax.fill_between(curve[x], low, high, alpha=0.12, **band)
+            ax.fill_between(curve[x], curve["ci_low"], curve["ci_high"], alpha=0.12, **band)
         ax.set(xlabel=f"{label} (mean over seeds)", ylabel="mAP50-95 on the test split",
-               title=f"mAP50-95 vs {label} (band: ±1 std over seeds)")  # fmt: skip
+               title=f"mAP50-95 vs {label} (band: 95 % CI over seeds)")  # fmt: skip
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -169,42 +87,113 @@ def plot_selections(results: pd.DataFrame, names: tuple[str, ...], out: Path) ->
     return path
 
 
-def write_report(results: pd.DataFrame, cfg: Any, out: Path, names: tuple[str, ...]) -> None:
+def _shown_path(out: Path) -> str:
+    from core.settings import REPO_ROOT
+
+    try:
+        return str(out.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(out)
+
+
+def _settings_line(cfg: Any) -> str:
+    if cfg is None:
+        return "Settings: not recorded with these results."
+    get = lambda k, d=None: getattr(cfg, k, None) if not isinstance(cfg, dict) else cfg.get(k, d)  # noqa: E731
+    parts = [
+        f"{len(get('seeds') or [])} seeds {get('seeds')}", f"{get('cycles')} cycles",
+        f"initial random set of {get('initial_frames')} frames", f"budget per cycle {get('budget')}",
+        f"{get('epochs')} epochs at imgsz {get('imgsz')}", f"warm start: {get('warm_start') or 'previous'}",
+    ]
+    if get("pool_limit"):
+        parts.append(f"pool: the first {get('pool_limit')} images of the `{get('pool_split') or 'train'}` split")
+    if get("test_limit"):
+        parts.append(f"test: the first {get('test_limit')} images of `{get('test_split') or 'test'}`")
+    subset = get("score_subset")
+    parts.append(f"scored each cycle: {subset} random unlabeled pool images" if subset else "scored: the whole pool")
+    return "Settings: " + "; ".join(parts) + "."
+
+
+def _run_line(run: dict[str, Any], results: pd.DataFrame) -> str:
+    if not run:
+        steps = results.drop_duplicates(["seed", "frames", "boxes", "map50_95", "train_seconds"])
+        return (
+            "Wall time and machine: not recorded with these results (run before the harness recorded them); "
+            f"training alone took {steps['train_seconds'].sum() / 60:.0f} min (sum over distinct models)."
+        )
+    minutes = run["wall_seconds"] / 60
+    text = f"Wall time {minutes:.1f} min over {run['invocations']} invocation(s) on {run['machine']}"
+    if run.get("machines_before"):
+        text += f" (earlier invocations: {'; '.join(run['machines_before'])})"
+    return text + "."
+
+
+def _budget_table(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "strategy": table["strategy"], "cycle": table["cycle"], "seeds": table["seeds"],
+        "frames": table["frames"].map("{:.0f}".format), "boxes": table["boxes"].map("{:.0f}".format),
+        "mAP50-95 [95 % CI]": [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if not np.isnan(lo) else f"{m:.3f}"
+                               for m, lo, hi in zip(table["map50_95"], table["ci_low"], table["ci_high"], strict=True)],
+    })
+
+
+def comparison_table(results: pd.DataFrame) -> pd.DataFrame:
+    """The report's main table: AUCs, the paired verdict and the label savings per strategy."""
+    comp = comparison(results)
+    shown = pd.DataFrame({"strategy": comp["strategy"], "seeds": comp["seeds"],
+                          "AUC (boxes)": comp["auc_boxes"], "AUC (frames)": comp["auc_frames"]})
+    if "verdict" in comp:
+        base = comp["strategy"] == BASELINE
+        shown["final mAP − random"] = comp["final_minus_random"].map("{:+.3f}".format).mask(base, "")
+        shown["p"] = comp["p_value"].map("{:.3f}".format).mask(base, "")
+        shown["verdict"] = comp["verdict"].mask(base, "(baseline)")
+        for x in ("boxes", "frames"):
+            cols = comp[[f"{x}_saving", f"{x}_saving_low", f"{x}_saving_high"]].to_numpy(float)
+            saved = pd.Series([fmt_saving(*row) for row in cols], index=comp.index)
+            shown[f"{x} saved [95 % CI]"] = saved.mask(base, "")
+    return shown
+
+
+def write_report(
+    results: pd.DataFrame, cfg: Any, out: Path, names: tuple[str, ...] | None = None, run: dict[str, Any] | None = None
+) -> None:
+    """results.csv, summary.csv (per budget), report.md and the plots in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / "results.csv", index=False)
-    table = summarize(results)
+    names = names or tuple(c.removeprefix("selected.") for c in results if c.startswith("selected.")) or ()
+    table = per_budget(results)
     table.to_csv(out / "summary.csv", index=False)
-    savings = label_savings(table)
     plot_curves(table, out)
-    plot_selections(results, names, out)
-    shown = table.assign(
-        map50_95=[f"{m:.3f} ± {s:.3f}" for m, s in zip(table["map50_95"], table["map50_95_std"], strict=True)]
-    ).drop(columns=["map50_95_std"])
-    per_frame = results.dropna(subset=["selected_frames"]).groupby("strategy", sort=False)
-    objects = (per_frame["selected_boxes"].sum() / per_frame["selected_frames"].sum()).rename(
-        "boxes_per_selected_frame"
-    )
-    if "close_pairs" in results:
-        window = getattr(cfg, "extra", {}).get("close_window", 5)
-        close = per_frame["close_pairs"].mean().rename(f"pairs_within_{window}_frames_per_cycle")
-        objects = pd.concat([objects, close], axis=1)
+    text_objects: list[str] = []
+    if "selected_frames" in results and results["selected_frames"].notna().any():
+        if names:
+            plot_selections(results, names, out)
+        per_frame = results.dropna(subset=["selected_frames"]).groupby("strategy", sort=False)
+        objects = (per_frame["selected_boxes"].sum() / per_frame["selected_frames"].sum()).rename(
+            "boxes_per_selected_frame"
+        )
+        if "close_pairs" in results:
+            window = (getattr(cfg, "extra", None) or {}).get("close_window", 5)
+            close = per_frame["close_pairs"].mean().rename(f"pairs_within_{window}_frames_per_cycle")
+            objects = pd.concat([objects, close], axis=1)
+        text_objects = ["## Objects per selected frame (and, for video, selected frames close to each other)", "",
+                        _markdown(objects.reset_index()), "", "![selections](selections.png)", ""]
+    name = getattr(cfg, "name", None) or out.name
+    dataset = getattr(cfg, "dataset", None) or ""
     text = [
-        f"# Benchmark `{cfg.name}`: {cfg.dataset}", "",
-        f"Seeds {cfg.seeds}, {cfg.cycles} cycles, initial random set of {cfg.initial_frames} frames, "
-        f"budget per cycle {cfg.budget}, {cfg.epochs} epochs at imgsz {cfg.imgsz}, warm start: {cfg.warm_start}.", "",
-        "## mAP50-95 per cycle (mean ± std over seeds)", "", _markdown(shown), "",
-        f"## Against `{BASELINE}` on the same seeds (paired)", "",
-        "Difference in mAP50-95 to random with the same seed (mean ± std over seeds). The verdict is a paired "
-        "two-sided t-test at 5% over seeds (with 3 seeds: |mean| > 4.3 standard errors).", "",
-        _markdown(paired_vs_baseline(results)), "",
-        f"## Label savings against `{BASELINE}`", "",
-        "Fraction of random's boxes (frames) a strategy needs to reach random's final mAP50-95, "
-        "interpolated on the mean curve; below 1 is a saving.", "",
-        _markdown(savings) if not savings.empty else _no_savings_reason(table), "",
-        "## Objects per selected frame (and, for video, selected frames close to each other)", "",
-        _markdown(objects.reset_index()), "",
+        f"# Benchmark `{name}`: {dataset}", "", _settings_line(cfg), "", _run_line(run or {}, results), "",
+        f"## Against `{BASELINE}`, paired by seed", "",
+        "AUC: area under the mAP50-95 learning curve of each seed (trapezoid over boxes, or frames, "
+        "divided by that seed's range), mean over seeds. Verdict: paired two-sided t-test over seeds on the "
+        "final-cycle mAP50-95 difference to random, at 5 %. Saved: 1 − (boxes, or frames, a strategy's mean "
+        "curve needs to reach random's final mAP50-95) / (random's final amount), interpolated linearly "
+        "between cycles; 95 % percentile bootstrap over seeds (the same seeds drawn for both arms, "
+        "2,000 draws, generator seed 0). \"not reached\": the curve stays below random's final mAP.", "",
+        _markdown(comparison_table(results)), "",
+        "## mAP50-95 at each budget (mean over seeds, 95 % t interval)", "", _markdown(_budget_table(table)), "",
+        *text_objects,
         "![mAP vs boxes](map_vs_boxes.png) ![mAP vs frames](map_vs_frames.png)", "",
-        "![selections](selections.png)", "",
+        f"Redraw: `alod benchmark --report-only {_shown_path(out)}`", "",
     ]  # fmt: skip
     (out / "report.md").write_text("\n".join(text))
 

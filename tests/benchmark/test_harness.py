@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pandas as pd
 import pytest
 
@@ -44,8 +50,9 @@ def test_the_shared_first_cycle_is_trained_once(smoke):
 def test_the_report_has_the_table_plots_and_savings(smoke):
     out, _ = smoke
     report = (out / "report/report.md").read_text()
-    assert "| random | 2 |" in report and "Label savings" in report
-    for name in ("map_vs_boxes.png", "map_vs_frames.png", "selections.png", "summary.csv"):
+    assert "| random | 2 |" in report and "boxes saved [95 % CI]" in report and "| uncertainty | 1 |" in report
+    assert "Wall time" in report and "invocation(s) on" in report
+    for name in ("map_vs_boxes.png", "map_vs_frames.png", "selections.png", "summary.csv", "config.yaml", "run.json"):
         assert (out / "report" / name).stat().st_size > 0
 
 
@@ -70,3 +77,31 @@ def test_a_rerun_resumes_without_training_again(smoke):
     after = {p.name: (p / "eval.json").stat().st_mtime_ns for p in (out / "runs/smoke/steps").iterdir()}
     assert before == after
     assert len(pd.read_csv(out / "report/results.csv")) == 6
+
+
+def test_a_killed_run_resumes_from_its_finished_steps(tmp_path):
+    """SIGKILL mid-run (no chance to clean up), then run again: finished steps are kept, not retrained."""
+    runs, report = tmp_path / "runs", tmp_path / "report"
+    config = str(REPO_ROOT / "benchmarks/configs/smoke.yaml")
+    args = ["benchmark", "--config", config, "--set", f"out_dir={runs}", "--set", f"report_dir={report}"]
+    args += ["--set", "log_mlflow=false"]
+    steps = runs / "smoke" / "steps"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "pipelines.cli", *args]
+    child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while len(list(steps.glob("*/eval.json"))) < 2 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert child.poll() is None, "the run ended before it could be interrupted"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in steps.glob("*/eval.json")}
+    assert 2 <= len(finished) < 5 and not (report / "results.csv").exists()
+
+    assert main(args) == 0
+    after = {p.parent.name: p.stat().st_mtime_ns for p in steps.glob("*/eval.json")}
+    assert len(after) == 5  # cycle 0 shared by both arms + 2 arms x 2 cycles
+    assert {k: after[k] for k in finished} == finished  # nothing finished before the kill was redone
+    results = pd.read_csv(report / "results.csv")
+    frames = results.groupby("strategy")["frames"].apply(list).to_dict()
+    assert frames == {"random": [4, 6, 8], "uncertainty": [4, 6, 8]}

@@ -1,12 +1,15 @@
-"""Label savings: how much of random's labeling a strategy needs to reach random's final mAP."""
+"""The benchmark report: laid out from results.csv alone, so `alod benchmark --report-only DIR` redraws it."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.benchmark.report import amount_to_reach, label_savings, summarize
+from pipelines.benchmark.stats import amount_to_reach
+from pipelines.cli import main
 
 
 def test_amount_to_reach_interpolates_the_first_crossing():
@@ -14,34 +17,6 @@ def test_amount_to_reach_interpolates_the_first_crossing():
     assert amount_to_reach(x, y, 0.2) == pytest.approx(15.0)
     assert amount_to_reach(x, y, 0.05) == 10.0
     assert amount_to_reach(x, y, 0.6) is None
-
-
-def test_a_strategy_that_reaches_randoms_final_map_with_half_the_boxes_saves_half():
-    rows = [("random", c, 10 * (c + 1), 100 * (c + 1), 0.1 * (c + 1)) for c in range(3)]
-    rows += [("smart", c, 10 * (c + 1), 50 * (c + 1), 0.15 * (c + 1)) for c in range(3)]
-    results = pd.DataFrame(rows, columns=["strategy", "cycle", "frames", "boxes", "map50_95"])
-    results = results.assign(seed=0, map50=results["map50_95"])
-    savings = label_savings(summarize(results)).set_index("strategy")
-    # random ends at 0.3 with 300 boxes / 30 frames; smart reaches 0.3 at cycle 1: 100 boxes, 20 frames
-    assert savings.loc["random", "boxes_fraction"] == pytest.approx(1.0)
-    assert savings.loc["smart", "boxes_fraction"] == pytest.approx(100 / 300)
-    assert savings.loc["smart", "frames_fraction"] == pytest.approx(20 / 30)
-
-
-def test_no_savings_are_claimed_when_randoms_map_falls_over_the_cycles():
-    rows = [("random", c, 10 * (c + 1), 100 * (c + 1), 0.3 - 0.01 * c) for c in range(3)]
-    rows += [("smart", c, 10 * (c + 1), 50 * (c + 1), 0.3 - 0.005 * c) for c in range(3)]
-    results = pd.DataFrame(rows, columns=["strategy", "cycle", "frames", "boxes", "map50_95"])
-    results = results.assign(seed=0, map50=results["map50_95"])
-    assert label_savings(summarize(results)).empty
-
-
-def test_spread_over_seeds_is_the_standard_deviation():
-    results = pd.DataFrame({"strategy": "random", "cycle": 0, "seed": [0, 1], "frames": 10, "boxes": 100,
-                            "map50": 0.5, "map50_95": [0.2, 0.4]})  # fmt: skip
-    table = summarize(results)
-    assert table["map50_95"].iloc[0] == pytest.approx(0.3)
-    assert table["map50_95_std"].iloc[0] == pytest.approx(np.std([0.2, 0.4], ddof=1))
 
 
 def test_close_pairs_counts_pairs_of_the_same_video_within_the_window():
@@ -54,16 +29,46 @@ def test_close_pairs_counts_pairs_of_the_same_video_within_the_window():
     assert close_pairs(videos, frames, 0) == 0
 
 
-def test_paired_comparison_calls_a_consistent_large_gap_better_and_a_noisy_one_within_noise():
-    from pipelines.benchmark.report import paired_vs_baseline
-
+def _results() -> pd.DataFrame:
+    """random: mAP = boxes / 1000; smart: boxes / 700 (30 % fewer boxes), 5 seeds, 4 cycles of 10 frames."""
     rows = []
-    for seed, base in enumerate((0.30, 0.40, 0.50)):
-        rows += [("random", seed, 0, base - 0.1), ("random", seed, 1, base)]
-        rows += [("steady", seed, 0, base - 0.1), ("steady", seed, 1, base + 0.05 + 0.001 * seed)]
-        rows += [("noisy", seed, 0, base - 0.1), ("noisy", seed, 1, base + (0.08, -0.06, 0.01)[seed])]
-    results = pd.DataFrame(rows, columns=["strategy", "seed", "cycle", "map50_95"])
-    table = paired_vs_baseline(results).set_index("strategy")
-    assert table.loc["steady", "verdict_at_final_cycle"] == "better"
-    assert table.loc["steady", "seeds_better"] == "3/3"
-    assert table.loc["noisy", "verdict_at_final_cycle"] == "within noise"
+    for seed in range(5):
+        for strategy, d in (("random", 1000), ("smart", 700)):
+            for cycle in range(4):
+                boxes = 100.0 * (cycle + 1)
+                row = {"seed": seed, "strategy": strategy, "cycle": cycle, "frames": 10 * (cycle + 1), "boxes": boxes}
+                row |= {"map50": 0.0, "map50_95": boxes / d + 0.001 * seed, "train_seconds": 2.0}
+                rows.append(row | {"selected_frames": 10.0, "selected_boxes": 100.0, "selected.hat": 100.0})
+    return pd.DataFrame(rows)
+
+
+def test_report_only_rebuilds_the_report_from_results_csv_with_savings_verdicts_and_run_info(tmp_path):
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    _results().to_csv(folder / "results.csv", index=False)
+    (folder / "run.json").write_text(json.dumps({"wall_seconds": 90.0, "invocations": 2, "machine": "box X"}))
+    assert main(["benchmark", "--report-only", str(folder)]) == 0
+    report = (folder / "report.md").read_text()
+    # smart reaches random's final 0.402 at 100 * 0.402 * 7 = 281.4 boxes of random's 400: 29.65 % saved
+    assert "| smart | 5 |" in report and "| better |" in report and "+30 % [+30 %, +30 %]" in report
+    assert "Wall time 1.5 min over 2 invocation(s) on box X." in report
+    summary = pd.read_csv(folder / "summary.csv")
+    assert list(summary["seeds"].unique()) == [5] and len(summary) == 8
+    for name in ("map_vs_boxes.png", "map_vs_frames.png", "selections.png"):
+        assert (folder / name).stat().st_size > 0
+
+
+def test_the_docs_page_tables_are_regenerated_between_their_markers_and_nothing_else_changes(tmp_path):
+    from pipelines.benchmark.headline import regenerate
+
+    (tmp_path / "benchmarks" / "demo").mkdir(parents=True)
+    _results().to_csv(tmp_path / "benchmarks" / "demo" / "results.csv", index=False)
+    page = tmp_path / "page.md"
+    prose = "Hand-written text stays.\n"
+    blocks = "<!-- headline demo absent -->\nold\n<!-- /headline -->\n<!-- table demo -->\nold\n<!-- /table -->\n"
+    page.write_text(prose + blocks)
+    text = regenerate(page)
+    assert text.startswith(prose) and "old" not in text
+    assert "| [demo](benchmarks/demo/report.md) | 5 | 2 | **smart**" in text and "+30 % [+30 %, +30 %]" in text
+    assert "| absent |  |  | not run yet |" in text
+    assert "| smart | 5 |" in text and "| better |" in text  # the per-benchmark comparison table
