@@ -72,7 +72,7 @@ class FakeBench:
         (folder / "eval.json").write_text(json.dumps(evaluation(len(batches[0]))))
         return folder
 
-    def scored_pool(self, folder: Path) -> ScoredPool:
+    def scored_pool(self, folder: Path, seed: int = 0, labeled: tuple = ()) -> ScoredPool:
         return pool()
 
 
