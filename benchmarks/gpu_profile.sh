@@ -30,8 +30,8 @@ runs=$(realpath -m "${ALOD_RUNS_DIR:-benchmarks/runs}")
 if [ -z "${PYTHON:-}" ]; then
     if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
-# params.yaml overrides by environment (ALOD_<SECTION>__<KEY>), see core/settings.py
-export ALOD_DATASETS__HARDHAT__ROOT="$hardhat" ALOD_MODEL__BASE_WEIGHTS="$weights"
+# params.yaml overrides by environment (ALOD__<SECTION>__<KEY>), see core/settings.py
+export ALOD__DATASETS__HARDHAT__ROOT="$hardhat" ALOD__MODEL__BASE_WEIGHTS="$weights"
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 YOLO_OFFLINE=1 YOLO_AUTOINSTALL=false
 
 name=hardhat_gpu
