@@ -23,7 +23,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from urllib.parse import unquote_to_bytes, urlparse
+from urllib.parse import parse_qs, unquote_to_bytes, urlparse
 
 import numpy as np
 import requests
@@ -117,33 +117,15 @@ class ImageFetcher:
         return path
 
     def _local_storage_path(self, ref: str) -> Path | None:
-        """A Local Storage URL read from disk when the document root is known here."""
+        """A Local Storage URL (``/data/local-files/?d=relative/path``) read from disk when the document
+        root is known here; a path that leaves the root (``..``, an absolute path, a symlink) is refused."""
         if self.document_root is None or not (ref.startswith("/data/local-files") and "d=" in ref):
             return None
-        from label_studio_sdk._extensions.label_studio_tools.core.utils.io import (
-            local_files_resolver,
-            resolve_local_storage_file,
-            safe_build_path,
-        )
-
-        root = str(self.document_root)
-
-        def resolver(relative: str) -> str | None:
-            try:
-                return safe_build_path(root, relative.lstrip("/"))
-            except ValueError:
-                return None
-
-        try:
-            with local_files_resolver(resolver):
-                path = resolve_local_storage_file(ref)
-        except FileNotFoundError as exc:  # the path leaves the document root
-            raise ImageLoadError(_short(ref), str(exc)) from None
-        if not path or not Path(path).is_file():
-            return None
-        if not Path(path).resolve().is_relative_to(self.document_root):  # a symlink that leads out of the root
-            raise ImageLoadError(_short(ref), "the file lies outside the local files document root")
-        return Path(path)
+        relative = parse_qs(urlparse(ref).query).get("d", [""])[0]
+        path = (self.document_root / relative.lstrip("/")).resolve()  # resolve() follows symlinks
+        if not relative or not path.is_relative_to(self.document_root):
+            raise ImageLoadError(_short(ref), "Local Storage file is not available: it lies outside the document root")
+        return path if path.is_file() else None
 
     def _download(self, ref: str, tmp: Path, task_id: int | None) -> Path:
         from label_studio_sdk._extensions.label_studio_tools.core.utils.io import get_local_path, http_session

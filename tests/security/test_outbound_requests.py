@@ -69,3 +69,17 @@ def test_label_studio_is_allowed_on_its_own_port_only():
     assert policy.address_allowed("bucket.s3.amazonaws.com", "10.1.2.3")  # inside an allowed network
     assert not policy.address_allowed("bucket.s3.amazonaws.com", "192.168.1.1")  # wildcard name, internal address
     assert not policy.address_allowed("bucket.s3.amazonaws.com", "::ffff:127.0.0.1")
+
+
+def test_a_symlink_inside_the_local_files_root_cannot_lead_out_of_it(tmp_path, shared):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(jpeg(shared))
+    (root / "inside.jpg").write_bytes(jpeg(shared))
+    (root / "link.jpg").symlink_to(outside / "secret.jpg")
+    fetcher = ImageFetcher(document_root=root)
+    assert isinstance(fetcher.load("/data/local-files/?d=inside.jpg"), np.ndarray)
+    for ref in ("/data/local-files/?d=link.jpg", "/data/local-files/?d=../outside/secret.jpg"):
+        with pytest.raises(ImageLoadError, match="outside the document root"):
+            fetcher.load(ref)
