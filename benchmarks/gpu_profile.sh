@@ -4,7 +4,7 @@
 #   results.csv report.md summary.csv map_vs_boxes.png map_vs_frames.png selections.png config.yaml
 #   run.json (wall time, machine) machine.txt (nvidia-smi, torch, elapsed) log.txt
 #
-#   benchmarks/gpu_profile.sh OUTDIR
+#   benchmarks/gpu_profile.sh OUTDIR [--set key=value ...]
 #
 # Environment:
 #   ALOD_HARDHAT_ROOT  hard-hat dataset root, images/{train,val,test} + labels/ (default ../shared/data/hardhat);
@@ -43,6 +43,7 @@ if [ "${GPU_PROFILE_QUICK:-0}" = 1 ]; then
            --set val_limit=4 --set parallel_seeds=2)
 fi
 sets+=(--set "name=$name")
+sets+=("${@:2}")  # more --set key=value from the caller
 
 {
     echo "# machine"
