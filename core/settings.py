@@ -1,5 +1,8 @@
 """Settings: params.yaml is the single source, environment variables override it.
 
+Every load is checked against the typed sections of `core.sections`: an unknown key or section,
+a missing one or a value of the wrong type fails with the key named (and the valid ones listed).
+
 ``ALOD__SECTION__KEY=value`` overrides ``section.key`` (the value is parsed as YAML,
 so ``ALOD__TRAIN__EPOCHS=3`` is the integer 3). The file is ``ALOD_PARAMS`` if set, else
 ``params.yaml`` in the current folder (where `dvc repro` runs), else the repo's own.
@@ -14,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from core.sections import validate
 
 ENV_PREFIX = "ALOD__"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +39,7 @@ def load_params(path: str | Path | None = None, environ: dict[str, str] | None =
     with open(path) as f:
         params = yaml.safe_load(f) or {}
     params = apply_env_overrides(params, os.environ if environ is None else environ)
+    validate(params)  # every section and key of core.sections, each of its type: a typo fails here, named
     params["_root"] = str(path.parent)
     return params
 

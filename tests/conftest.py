@@ -23,3 +23,14 @@ def shared() -> Path:
 @pytest.fixture(scope="session")
 def params() -> dict:
     return load_params()
+
+
+def settings_file(path: Path, **sections: dict) -> Path:
+    """A complete params.yaml at ``path``: the repository's, with ``sections`` merged in (key by key)."""
+    import yaml
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    for name, values in sections.items():
+        params[name] = {**params[name], **values} if isinstance(params.get(name), dict) else values
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path

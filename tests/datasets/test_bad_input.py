@@ -11,6 +11,7 @@ from core.settings import REPO_ROOT
 from pipelines.cli import main
 from pipelines.datasets import DatasetError, import_dataset
 from pipelines.datasets.images import image_size
+from tests.conftest import settings_file
 
 BCCD_IMAGE = "data/bccd/BCCD/JPEGImages/BloodImage_00000.jpg"
 
@@ -115,11 +116,8 @@ def test_lenient_mode_skips_the_bad_frame_and_keeps_the_rest(tmp_path, shared):
 
 def test_the_cli_prints_one_clear_line_and_exits_1(tmp_path, shared, monkeypatch, capsys):
     root = _voc_folder(tmp_path, shared, name="Neutrophil")
-    params = tmp_path / "params.yaml"
-    params.write_text(
-        f"dataset: {{name: t, manifest_dir: {tmp_path / 'm'}}}\n"
-        f"datasets: {{t: {{format: voc, root: {root}, labels: [RBC]}}}}\n"
-    )
+    params = settings_file(tmp_path / "params.yaml", dataset={"name": "t", "manifest_dir": str(tmp_path / "m")},
+                           datasets={"t": {"format": "voc", "root": str(root), "labels": ["RBC"]}})  # fmt: skip
     monkeypatch.setenv("ALOD_PARAMS", str(params))
     assert main(["import"]) == 1
     err = capsys.readouterr().err

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from core.settings import load_params
+from core.settings import REPO_ROOT, load_params
 from pipelines.cycle import yolo_ops
+
+
+def train_device_file(tmp_path: Path, written: str) -> Path:
+    """The repository's params.yaml with the train section's device written as ``written`` (YAML text)."""
+    text = (REPO_ROOT / "params.yaml").read_text()
+    head, train = text.split("\ntrain:\n", 1)
+    train = re.sub(r"^  device: [^#\n]*", f"  device: {written} ", train, count=1, flags=re.M)
+    path = tmp_path / "params.yaml"
+    path.write_text(f"{head}\ntrain:\n{train}")
+    return path
 
 
 @pytest.mark.parametrize("written", ["0,1", '"0,1"', "'0,1'"])
 def test_params_yaml_gives_the_device_list_as_a_string(tmp_path: Path, written: str) -> None:
-    path = tmp_path / "params.yaml"
-    path.write_text(f"train:\n  device: {written}\n")
+    path = train_device_file(tmp_path, written)
     assert load_params(path, environ={})["train"]["device"] == "0,1"
 
 
 def test_the_environment_override_gives_the_same_string(tmp_path: Path) -> None:
-    path = tmp_path / "params.yaml"
-    path.write_text("train:\n  device: auto\n")
+    path = train_device_file(tmp_path, "auto")
     params = load_params(path, environ={"ALOD__TRAIN__DEVICE": "0,1,2,3"})
     assert params["train"]["device"] == "0,1,2,3"
 
