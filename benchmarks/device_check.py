@@ -175,14 +175,13 @@ def score_vs_predict(
 def serve_section(weights: str, images: list[str], imgsz: int, clients: list[int], requests_n: int,
                   out_dir: Path) -> dict[str, Any]:
     env = dict(os.environ)
-    env["ALOD__MODEL__BASE_WEIGHTS"] = weights
     if importlib.util.find_spec("label_studio_sdk") is None:
         env["PYTHONPATH"] = os.pathsep.join([str(REPO / "benchmarks" / "device_stub"), str(REPO),
                                              env.get("PYTHONPATH", "")])
     result_file = out_dir / "serve_load.json"
     cmd = [sys.executable, str(REPO / "benchmarks" / "serve_load.py"), "--image", images[0], "--imgsz", str(imgsz),
-           "--clients", ",".join(map(str, clients)), "--compare-batching", "--workers", "1", "--requests", str(requests_n),
-           "--single", "30", "--json", str(result_file)]
+           "--clients", ",".join(map(str, clients)), "--compare-batching", "--workers", "1", "--weights", weights,
+           "--requests", str(requests_n), "--single", "30", "--json", str(result_file)]
     with open(out_dir / "serve_load.txt", "w") as log:
         done = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=600)
     text = (out_dir / "serve_load.txt").read_text()

@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default="16", help="concurrent clients; a list (16,64) runs each in turn")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: backend/sizing.py for this machine)")
     parser.add_argument("--imgsz", type=int, help="model.imgsz of the backend and the bare runs")
+    parser.add_argument("--weights", help="model.base_weights of the backend and the bare runs")
     parser.add_argument("--no-batching", action="store_true", help="backend.batching: false (one pass per request)")
     parser.add_argument("--batch-wait-ms", type=float, help="backend.batch_wait_ms (default: params.yaml)")
     parser.add_argument("--compare-batching", action="store_true", help="run with and then without batching")
@@ -252,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     settings: dict[str, str] = {}
     if args.imgsz:
         settings["ALOD__MODEL__IMGSZ"] = str(args.imgsz)
+    if args.weights:
+        settings["ALOD__MODEL__BASE_WEIGHTS"] = str(Path(args.weights).resolve())
     if args.no_batching:
         settings["ALOD__BACKEND__BATCHING"] = "false"
     if args.batch_wait_ms is not None:
