@@ -101,7 +101,7 @@ def _settings_line(cfg: Any) -> str:
         return "Settings: not recorded with these results."
     get = lambda k, d=None: getattr(cfg, k, None) if not isinstance(cfg, dict) else cfg.get(k, d)  # noqa: E731
     parts = [
-        f"{len(get('seeds') or [])} seeds {get('seeds')}", f"{get('cycles')} cycles",
+        f"{len(get('seeds') or [])} seeds {get('seeds')}", f"{get('cycles')} cycle(s)",
         f"initial random set of {get('initial_frames')} frames", f"budget per cycle {get('budget')}",
         f"{get('epochs')} epochs at imgsz {get('imgsz')}", f"warm start: {get('warm_start') or 'previous'}",
     ]
