@@ -158,6 +158,10 @@ class Benchmark:
             "blocked": [],
             "rows": [],
         }
+        if 0 < len(state["rows"]) <= self.cfg.cycles and len(state["batches"]) == len(state["rows"]):
+            # recorded by a run with fewer cycles, whose last cycle selected nothing: more cycles now
+            self._select_after(seed, spec, state)
+            write_json(state_file, state)
         while len(state["rows"]) <= self.cfg.cycles:
             cycle = len(state["rows"])
             folder = self.step(seed, state["batches"])
@@ -177,7 +181,16 @@ class Benchmark:
             write_json(state_file, state)
             log.info("seed %d %-22s cycle %d: %4d frames %5d boxes  mAP50-95 %.3f", seed, label, cycle,
                      row["frames"], row["boxes"], row["map50_95"])  # fmt: skip
-        return state["rows"]
+        return state["rows"][: self.cfg.cycles + 1]
+
+    def _select_after(self, seed: int, spec: dict[str, Any], state: dict[str, Any]) -> None:
+        """The selection after the last recorded cycle, added to its row and to the batches."""
+        folder = self.step(seed, state["batches"])
+        labeled = [f for b in state["batches"] for f in b]
+        picks, blocked = self._select(seed, len(state["rows"]) - 1, spec, folder, labeled, state["blocked"])
+        state["rows"][-1].update(self._selection_stats(picks))
+        state["batches"].append(picks)
+        state["blocked"] = sorted(set(state["blocked"]) | blocked)
 
     def _select(self, seed, cycle, spec, folder, labeled, blocked) -> tuple[list[str], set[str]]:
         pool = self.scored_pool(folder, seed, labeled)

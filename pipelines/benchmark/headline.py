@@ -23,7 +23,7 @@ import yaml
 
 from core.settings import REPO_ROOT
 from pipelines.benchmark.machine import read_run
-from pipelines.benchmark.report import _markdown, _run_line, _settings_line, comparison_table
+from pipelines.benchmark.report import comparison_table, markdown_table, run_line, settings_line
 from pipelines.benchmark.stats import BASELINE, comparison, fmt_saving
 
 CONFIGS = REPO_ROOT / "benchmarks" / "configs"
@@ -79,8 +79,8 @@ def table_block(folder: Path) -> str:
     if not (folder / "results.csv").exists():
         return f"Not run yet: no results.csv in docs/benchmarks/{folder.name}/."
     results = pd.read_csv(folder / "results.csv")
-    settings, run = _settings_line(_config(folder)), _run_line(read_run(folder), results)
-    return "\n".join([settings, "", run, "", _markdown(comparison_table(results))])
+    settings, run = settings_line(_config(folder)), run_line(read_run(folder), results)
+    return "\n".join([settings, "", run, "", markdown_table(comparison_table(results))])
 
 
 def regenerate(page: Path) -> str:
@@ -90,7 +90,7 @@ def regenerate(page: Path) -> str:
         kind, names = match.group(1), match.group(2).split()
         if kind == "headline":
             rows = pd.DataFrame([headline_row(base / n) for n in names])
-            body = _markdown(rows.reindex(columns=HEADLINE_COLUMNS).fillna(""))
+            body = markdown_table(rows.reindex(columns=HEADLINE_COLUMNS).fillna(""))
         else:
             body = table_block(base / names[0])
         return f"<!-- {kind} {match.group(2)} -->\n{body}\n<!-- /{kind} -->"

@@ -21,7 +21,7 @@ log = logging.getLogger("alod.benchmark")
 BOX_COST_METRICS = ("boxes_accepted", "boxes_corrected", "boxes_rejected", "boxes_noisy")
 
 
-def _markdown(df: pd.DataFrame, floats: str = "{:.3f}") -> str:
+def markdown_table(df: pd.DataFrame, floats: str = "{:.3f}") -> str:
     def cell(v: Any) -> str:
         if v is None or (isinstance(v, float) and np.isnan(v)):
             return "not reached"
@@ -96,12 +96,12 @@ def _shown_path(out: Path) -> str:
         return str(out)
 
 
-def _settings_line(cfg: Any) -> str:
+def settings_line(cfg: Any) -> str:
     if cfg is None:
         return "Settings: not recorded with these results."
     get = lambda k, d=None: getattr(cfg, k, None) if not isinstance(cfg, dict) else cfg.get(k, d)  # noqa: E731
     parts = [
-        f"{len(get('seeds') or [])} seeds {get('seeds')}", f"{get('cycles')} cycles",
+        f"{len(get('seeds') or [])} seeds {get('seeds')}", f"{get('cycles')} cycle(s)",
         f"initial random set of {get('initial_frames')} frames", f"budget per cycle {get('budget')}",
         f"{get('epochs')} epochs at imgsz {get('imgsz')}", f"warm start: {get('warm_start') or 'previous'}",
     ]
@@ -114,7 +114,7 @@ def _settings_line(cfg: Any) -> str:
     return "Settings: " + "; ".join(parts) + "."
 
 
-def _run_line(run: dict[str, Any], results: pd.DataFrame) -> str:
+def run_line(run: dict[str, Any], results: pd.DataFrame) -> str:
     if not run:
         steps = results.drop_duplicates(["seed", "frames", "boxes", "map50_95", "train_seconds"])
         return (
@@ -177,11 +177,11 @@ def write_report(
             close = per_frame["close_pairs"].mean().rename(f"pairs_within_{window}_frames_per_cycle")
             objects = pd.concat([objects, close], axis=1)
         text_objects = ["## Objects per selected frame (and, for video, selected frames close to each other)", "",
-                        _markdown(objects.reset_index()), "", "![selections](selections.png)", ""]
+                        markdown_table(objects.reset_index()), "", "![selections](selections.png)", ""]
     name = getattr(cfg, "name", None) or out.name
     dataset = getattr(cfg, "dataset", None) or ""
     text = [
-        f"# Benchmark `{name}`: {dataset}", "", _settings_line(cfg), "", _run_line(run or {}, results), "",
+        f"# Benchmark `{name}`: {dataset}", "", settings_line(cfg), "", run_line(run or {}, results), "",
         f"## Against `{BASELINE}`, paired by seed", "",
         "AUC: area under the mAP50-95 learning curve of each seed (trapezoid over boxes, or frames, "
         "divided by that seed's range), mean over seeds. Verdict: paired two-sided t-test over seeds on the "
@@ -189,8 +189,8 @@ def write_report(
         "curve needs to reach random's final mAP50-95) / (random's final amount), interpolated linearly "
         "between cycles; 95 % percentile bootstrap over seeds (the same seeds drawn for both arms, "
         "2,000 draws, generator seed 0). \"not reached\": the curve stays below random's final mAP.", "",
-        _markdown(comparison_table(results)), "",
-        "## mAP50-95 at each budget (mean over seeds, 95 % t interval)", "", _markdown(_budget_table(table)), "",
+        markdown_table(comparison_table(results)), "",
+        "## mAP50-95 at each budget (mean over seeds, 95 % t interval)", "", markdown_table(_budget_table(table)), "",
         *text_objects,
         "![mAP vs boxes](map_vs_boxes.png) ![mAP vs frames](map_vs_frames.png)", "",
         f"Redraw: `alod benchmark --report-only {_shown_path(out)}`", "",

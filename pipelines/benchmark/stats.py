@@ -186,6 +186,6 @@ def fmt_saving(point: float, low: float, high: float) -> str:
 
     if math.isnan(point):
         return "n/a"
-    if math.isnan(low):
+    if math.isnan(low) or (math.isinf(point) and math.isinf(high)):
         return pct(point)
     return f"{pct(point)} [{pct(low)}, {pct(high)}]"

@@ -79,6 +79,19 @@ def test_a_rerun_resumes_without_training_again(smoke):
     assert len(pd.read_csv(out / "report/results.csv")) == 6
 
 
+def test_more_cycles_later_extend_the_recorded_run_without_training_its_steps_again(smoke):
+    out, args = smoke
+    steps = out / "runs/smoke/steps"
+    before = {p.name: (p / "eval.json").stat().st_mtime_ns for p in steps.iterdir()}
+    assert main([*args, "--set", "cycles=3"]) == 0
+    after = {p.name: (p / "eval.json").stat().st_mtime_ns for p in steps.iterdir()}
+    assert len(after) == len(before) + 2 and {k: after[k] for k in before} == before
+    results = pd.read_csv(out / "report/results.csv")
+    frames = results.groupby("strategy")["frames"].apply(list).to_dict()
+    assert frames == {"random": [4, 6, 8, 10], "uncertainty": [4, 6, 8, 10]}
+    assert results.loc[results["cycle"] == 2, "selected_frames"].tolist() == [2, 2]
+
+
 def test_a_killed_run_resumes_from_its_finished_steps(tmp_path):
     """SIGKILL mid-run (no chance to clean up), then run again: finished steps are kept, not retrained."""
     runs, report = tmp_path / "runs", tmp_path / "report"

@@ -107,3 +107,4 @@ def test_savings_text():
     assert fmt_saving(0.3, 0.2, 0.4) == "+30 % [+20 %, +40 %]"
     assert fmt_saving(0.1, -math.inf, 0.3) == "+10 % [not reached, +30 %]"
     assert fmt_saving(math.nan, math.nan, math.nan) == "n/a"
+    assert fmt_saving(-math.inf, -math.inf, -math.inf) == "not reached"
