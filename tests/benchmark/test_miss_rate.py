@@ -34,3 +34,18 @@ def test_no_detection_misses_everything_and_a_low_overlap_is_a_false_positive():
     shifted = [(np.array([[6, 0, 16, 10]], float), np.array([0.9])), (np.zeros((0, 4)), np.zeros(0))]  # IoU 0.25
     fppi, miss = miss_rate_curve(shifted, TRUTHS)
     assert fppi.tolist() == [0.5] and miss.tolist() == [1.0]
+
+
+def test_a_real_model_on_real_frames(shared, tmp_path):
+    import pandas as pd
+
+    from pipelines.benchmark.miss_rate import model_miss_rate
+
+    images = sorted((shared / "data" / "mot" / "PETS09-S3MF1" / "img").glob("frame_*.jpg"))[:2]
+    test = pd.DataFrame({"frame_id": ["a", "b"], "image": [str(p) for p in images]})
+    nobody = pd.DataFrame(columns=["frame_id", "x1", "y1", "x2", "y2"])
+    weights = shared / "weights" / "yolo11n-coco.pt"
+    # with no ground truth every detection is a false positive: nothing to miss
+    assert model_miss_rate(weights, test, nobody, tmp_path, imgsz=160, device="cpu") == 0.0
+    far_away = pd.DataFrame({"frame_id": ["a"], "x1": [-500.0], "y1": [-500.0], "x2": [-400.0], "y2": [-400.0]})
+    assert model_miss_rate(weights, test, far_away, tmp_path, imgsz=160, device="cpu") == 1.0
