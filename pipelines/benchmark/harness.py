@@ -230,6 +230,13 @@ def run(args: argparse.Namespace) -> int:
     results = pd.read_csv(bench.out / "results.csv") if args.report_only else bench.run()
     report = resolve_path(params, cfg.report_dir or f"docs/benchmarks/{cfg.name}")
     write_report(results, cfg, report, bench.manifest.labels.names)  # type: ignore[arg-type]
+    from pipelines.benchmark.paper_tables import write_paper_tables
+
+    frames = bench.manifest.frames
+    pool_ids = frames.loc[frames["split"] == cfg.pool_split, "frame_id"]
+    per_class = bench.manifest.boxes_of(pool_ids)["label"].value_counts()
+    pool_counts = {n: int(per_class.get(n, 0)) for n in bench.manifest.labels.names}
+    write_paper_tables(results, pool_counts, report, float(cfg.extra.get("miss_rate_fppi", 1.0)))  # type: ignore[arg-type]
     run_id = log_to_mlflow(results, cfg, params, report)  # type: ignore[arg-type]
     log.info("report written to %s; MLflow parent run %s", report, run_id)
     return 0

@@ -37,3 +37,15 @@ def test_selected_classes_against_random_selection_by_hand():
     assert table.loc[("random", "car"), "selected"] == pytest.approx((90 + 108) / 2)
     assert table.loc[("random", "car"), "ratio"] == pytest.approx(1.0)
     assert "| strategy | class |" in markdown(table.reset_index())
+
+
+def test_paper_tables_hold_the_miss_rate_and_the_diversity_views(tmp_path):
+    from pipelines.benchmark.paper_tables import miss_rate_table, write_paper_tables
+
+    results = RESULTS.assign(miss_rate=[0.9, 0.8, 0.7, 0.9, 0.85, 0.8, 0.9, 0.6, 0.5], selected_frames=5)
+    table = miss_rate_table(results).set_index(["strategy", "cycle"])
+    assert table.loc[("random", 2), "miss_rate"] == pytest.approx(0.75)
+    assert miss_rate_table(RESULTS).empty  # no miss rate in the rows: no table
+    text = write_paper_tables(results, {"car": 900, "bike": 100}, tmp_path).read_text()
+    assert "Miss rate at 1 false positive(s) per image" in text and "gain per labeled object" in text
+    assert "against random selection" in text
