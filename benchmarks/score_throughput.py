@@ -27,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from core.divergence import divergence_setting  # noqa: E402
 from core.settings import (  # noqa: E402
     configure_environment,
     disable_ultralytics_integrations,
@@ -72,7 +73,7 @@ def settings(params: dict, args: argparse.Namespace) -> dict:
         "conf": det["conf_score"],
         "iou": det["iou"],
         "max_det": det["max_det"],
-        "radius": det.get("divergence_radius"),
+        "radius": divergence_setting(det),
     }
 
 

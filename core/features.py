@@ -25,7 +25,10 @@ of two units (`Divergence.units`, from params.yaml ``detector.divergence_*`` via
   the stride-8 grid; the full map is stored and the strategy's ``region`` counts cells.
 
 Both are batched torch ports of `strategies.spatial`, which stays the specification (tests hold
-them equal). Classes are processed in chunks so that 80-class maps at 640 px stay bounded.
+them equal). Classes are processed in chunks so that 80-class maps at 640 px stay bounded, and in
+pixel units a class whose probability stays below 1e-3 over a whole level is skipped (its term is
+at most H(1e-3) = 0.008 nats per pixel, in practice far less): with COCO's 80 classes at 640 px
+this is the difference between seconds and a fraction of a second per image on a CPU.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from torchvision.ops import roi_align
 from core.divergence import Divergence, divergence_setting  # noqa: F401 - re-exported for the detector
 
 _EPS = 1e-7  # as strategies.spatial
+_CLASS_CHUNK = 16
+_NEGLIGIBLE = 1e-3  # pixel divergence skips a class whose probability stays below this over a whole level
 
 
 def content_box(in_shape: Sequence[int], orig_shape: Sequence[int]) -> tuple[int, int, int, int]:
@@ -112,7 +117,7 @@ def divergence_maps(maps: Sequence[torch.Tensor], radius: int = 1) -> torch.Tens
     return total
 
 
-def level_divergence(m: torch.Tensor, radius: int, chunk: int = 16) -> torch.Tensor:
+def level_divergence(m: torch.Tensor, radius: int, chunk: int = 16) -> torch.Tensor:  # chunk: classes at a time
     """(..., H, W) Eq. 4 on (..., C, H, W) probabilities: the per-class divergence summed over classes."""
     total = None
     for c in range(0, m.shape[-3], chunk):
@@ -135,11 +140,15 @@ def pixel_divergence(
     top, left, bottom, right = region
     r = max(1, round(settings.radius * gain)) if settings.radius > 0 else 0
     total = None
+    size = tuple(int(v) for v in in_shape)
     for m in levels:
-        up = F.interpolate(m[None].float(), size=tuple(int(v) for v in in_shape), mode="bilinear", align_corners=False)
-        s = level_divergence(up[0, :, top:bottom, left:right], r)
-        total = s if total is None else total + s
-    assert total is not None
+        m = m[m.amax(dim=(-2, -1)) >= _NEGLIGIBLE]  # speed: an absent class adds at most H(1e-3) = 0.008 nats
+        for c in range(0, m.shape[0], _CLASS_CHUNK):  # upsampled in chunks: 80 classes at 640 px would take 130 MB
+            up = F.interpolate(m[None, c : c + _CLASS_CHUNK].float(), size=size, mode="bilinear", align_corners=False)
+            s = level_divergence(up[0, :, top:bottom, left:right], r)
+            total = s if total is None else total + s
+    if total is None:  # no class anywhere: no divergence
+        total = levels[0].new_zeros((bottom - top, right - left), dtype=torch.float32)
     k = max(1, round(settings.region * gain))
     return F.max_pool2d(total[None, None], k, stride=k, ceil_mode=True)[0, 0]
 

@@ -125,6 +125,13 @@ class Benchmark:
                                        self.manifest.boxes_of(test["frame_id"]), self.root)  # fmt: skip
         quality = validate_yolo(folder / "model.pt", test_yaml, self.manifest.labels.names, folder / "val",
                                 imgsz=cfg.imgsz, device=cfg.device)  # fmt: skip
+        if cfg.extra.get("miss_rate_fppi") is not None:  # pedestrians: miss rate at N false positives per image
+            from pipelines.benchmark.miss_rate import model_miss_rate
+
+            quality["miss_rate"] = model_miss_rate(
+                folder / "model.pt", test, self.manifest.boxes_of(test["frame_id"]), self.root, imgsz=cfg.imgsz,
+                device=cfg.device, fppi=float(cfg.extra["miss_rate_fppi"]),
+            )
         write_json(folder / "eval.json", {**quality, "train_seconds": round(seconds, 1), "frames": len(labeled)})
 
     def scored_pool(self, folder: Path, seed: int = 0, labeled: list[str] | tuple[str, ...] = ()):
@@ -171,6 +178,7 @@ class Benchmark:
                    "boxes": int(sum(self.boxes_of.get(f, 0) for f in labeled)),
                    "map50": quality["map50"], "map50_95": quality["map50_95"],
                    "train_seconds": quality["train_seconds"],
+                   **({"miss_rate": quality["miss_rate"]} if "miss_rate" in quality else {}),
                    **{f"ap50_95.{k}": v for k, v in quality["per_class_ap50_95"].items()}}  # fmt: skip
             if cycle < self.cfg.cycles and len(state["batches"]) == cycle + 1:
                 picks, blocked = self._select(seed, cycle, spec, folder, labeled, state["blocked"])
@@ -314,6 +322,13 @@ def run(args: argparse.Namespace) -> int:
     if run_info:
         write_json(report / "run.json", run_info)  # type: ignore[operator]
     write_report(results, cfg, report, bench.manifest.labels.names, run_info)  # type: ignore[arg-type]
+    from pipelines.benchmark.paper_tables import write_paper_tables
+
+    frames = bench.manifest.frames
+    pool_ids = frames.loc[frames["split"] == cfg.pool_split, "frame_id"]
+    per_class = bench.manifest.boxes_of(pool_ids)["label"].value_counts()
+    pool_counts = {n: int(per_class.get(n, 0)) for n in bench.manifest.labels.names}
+    write_paper_tables(results, pool_counts, report, float(cfg.extra.get("miss_rate_fppi", 1.0)))  # type: ignore[arg-type]
     if cfg.log_mlflow:
         from pipelines.benchmark.report import log_to_mlflow
 

@@ -255,10 +255,13 @@ def weighted_criterion(model: torch.nn.Module, normalisation: str = "per_group")
     """The model's own criterion with `WeightedDetectionLoss` in place of `v8DetectionLoss`."""
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
-    loss_cls = type("WeightedDetectionLoss", (WeightedDetectionLoss,), {"normalisation": normalisation})
     if getattr(model.model[-1], "one2one_cv2", None) is not None:  # end-to-end heads (YOLO26)
-        return E2ELoss(model, loss_cls)
-    return loss_cls(model)
+        criterion = E2ELoss(model, WeightedDetectionLoss)
+        criterion.one2many.normalisation = criterion.one2one.normalisation = normalisation
+        return criterion
+    criterion = WeightedDetectionLoss(model)
+    criterion.normalisation = normalisation
+    return criterion
 
 
 def _attach_weighted_loss(trainer: DetectionTrainer) -> None:
@@ -288,6 +291,12 @@ class DampenedTrainer(DetectionTrainer):
         )  # fmt: skip
 
 
+class SharedNormalisationTrainer(DampenedTrainer):
+    """`DampenedTrainer` with the earlier loss rule (``normalisation="shared"``)."""
+
+    normalisation = "shared"
+
+
 def train_yolo_partial(
     data_yaml: Path, weights: str, out_model: Path, work_dir: Path, *, epochs: int, imgsz: int, batch: int,
     device: Any = "auto", seed: int = 0, workers: int = 0, patience: int = 100, normalisation: str = "per_group",
@@ -297,6 +306,6 @@ def train_yolo_partial(
     ``normalisation``: ``per_group`` (Eq. 3) or ``shared`` (`WeightedDetectionLoss`)."""
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
-    trainer = type("DampenedTrainer", (DampenedTrainer,), {"normalisation": normalisation})
+    trainer = DampenedTrainer if normalisation == "per_group" else SharedNormalisationTrainer
     return train_yolo(data_yaml, weights, out_model, work_dir, epochs=epochs, imgsz=imgsz, batch=batch, device=device,
                       seed=seed, workers=workers, patience=patience, trainer=trainer)  # fmt: skip

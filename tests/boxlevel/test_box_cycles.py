@@ -109,9 +109,27 @@ def test_each_cycle_spends_the_budget_in_boxes_and_asks_about_nothing_twice(tmp_
     assert rows["selected.RBC"].tolist()[:2] == [0, 2]  # answered classes; rejections have none
 
 
-def test_frames_with_an_answered_box_train_with_their_other_boxes_as_noisy_labels(tmp_path, trained):
+def test_every_frame_with_an_answer_trains_rejections_included(tmp_path, trained):
+    # the paper's update rule: cycle 1 only rejects three false positives, and their frames train
+    # (as background there, with their other predicted boxes as noisy labels)
     bench = FakeBench(tmp_path)
     rows = pd.DataFrame(run_box_strategy(bench, 0, "box_level", SPEC))
+    (first_ids, first), (last_ids, last) = trained
+    assert len(first_ids) == 4 and rows["frames"].tolist() == [1, 4, 5]
+    assert (first["class_id"] >= 0).all() and (first["weight"] == 1.0).sum() == 3  # the initial frame's objects
+    # each rejected frame: A, B and D as noisy labels (the rejected false positive is covered)
+    assert (first["weight"] == 0.25).sum() == 9
+    # cycle 2: two frames with a corrected A (noisy B, D) and two with only a rejection (noisy A, B, D)
+    assert rows["boxes_noisy"].tolist() == [0, 9, 10]
+    assert rows["boxes"].iloc[-1] == 9  # noisy boxes cost nothing
+
+
+EARLIER_RULE = {**SPEC, "box": {"train_background_answers": False}}
+
+
+def test_earlier_rule_frames_with_an_answered_box_train_with_their_other_boxes_as_noisy_labels(tmp_path, trained):
+    bench = FakeBench(tmp_path)
+    rows = pd.DataFrame(run_box_strategy(bench, 0, "box_level", EARLIER_RULE))
     (first_ids, first), (last_ids, last) = trained
     assert len(first_ids) == 1 and len(first) == 3  # only rejections so far: the initial frame alone
     assert len(last_ids) == 3 and rows["frames"].tolist() == [1, 1, 3]

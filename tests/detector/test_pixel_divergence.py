@@ -65,3 +65,15 @@ def test_predict_and_score_give_the_same_spatial_divergence(detector, bccd_image
     score_value = frame_scores("spatial_divergence", pool, CycleState(), np.random.default_rng(0))[0]
     assert pool.divergence_maps[0].shape == (16, 22)  # 480 x 640 px in 30 px regions
     assert predict_value > 0 and score_value == pytest.approx(predict_value, rel=1e-5)
+
+
+def test_the_backend_predictor_takes_the_divergence_settings_of_params_yaml():
+    from core.backend_settings import BackendSettings
+    from core.predictor import Predictor
+    from core.settings import load_params
+
+    params = load_params()
+    params["strategy"] = {"name": "spatial_divergence", "params": {}}
+    params["detector"] = {**params["detector"], "divergence_radius": 5, "divergence_region": 20}
+    predictor = Predictor.from_settings(BackendSettings.load(params, environ={}))
+    assert predictor.scorer.divergence_radius == {"radius": 5.0, "region": 20, "units": "pixels"}

@@ -111,3 +111,22 @@ def test_no_two_picks_within_dt1_in_a_cycle_and_no_blocked_frame_later(pool, nam
             )
         state = state.advance(pool, sel)
         seen_blocked |= state.blocked
+
+
+def test_guided_random_is_random_under_the_temporal_rules():
+    # the video paper's "guided random" baseline: random frames, never two within +-dt1 in a cycle,
+    # none within +-dt2 of an earlier cycle's pick
+    pool = video_pool(list(range(60)))
+    rules = {"dt1": 15, "dt2": 3}
+    picks = [pick("random", pool, 10, seed=s, temporal=rules) for s in range(20)]
+    for sel in picks:
+        frames = np.sort(pool.frame_index[sel.indices])
+        assert len(frames) >= 2 and (np.diff(frames) > 15).all()
+    assert len({tuple(sel.indices.tolist()) for sel in picks}) > 10  # still random
+    earlier = picks[0]
+    later = pick("random", pool, 60, CycleState(cycle=1, labeled=frozenset(earlier.frame_ids(pool)),
+                                                blocked=earlier.blocked), seed=1)
+    near = {i + d for i in earlier.indices.tolist() for d in range(-3, 4)}
+    assert not near & set(later.indices.tolist())
+    plain = [pick("random", pool, 10, seed=s) for s in range(20)]
+    assert any((np.diff(np.sort(sel.indices)) <= 15).any() for sel in plain)  # plain random does not space them
