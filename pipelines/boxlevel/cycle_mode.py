@@ -131,9 +131,11 @@ def oracle_answers(layout: CycleLayout, manifest: Manifest, queries: pd.DataFram
 
 
 # -- export --------------------------------------------------------------------------------------
-def uncovered(candidates: pd.DataFrame, answers: pd.DataFrame, cover_iou: float) -> pd.DataFrame:
+def uncovered(
+    candidates: pd.DataFrame, answers: pd.DataFrame, cover_iou: float, background: bool = True
+) -> pd.DataFrame:
     """Candidates of answered frames that no answer of their frame overlaps by IoU >= ``cover_iou``."""
-    frames = set(answered_frames(answers))
+    frames = set(answered_frames(answers, background))
     rows = candidates[candidates["frame_id"].isin(frames)]
     keep = np.ones(len(rows), bool)
     by_frame = {f: g[XYXY].to_numpy(np.float64) for f, g in answers.groupby("frame_id", sort=False)}
@@ -147,7 +149,8 @@ def write_snapshot(layout: CycleLayout, answers: pd.DataFrame, params: dict[str,
     """The answers and the noisy labels into the snapshot; returns the snapshot summary's box fields."""
     answers = answers[ANSWER_COLUMNS].sort_values(["cycle", "query_id"]).reset_index(drop=True)
     candidates = read_table(store(layout) / CANDIDATES, CANDIDATE_COLUMNS)
-    noisy = uncovered(candidates, answers, settings(params).cover_iou)
+    box = settings(params)
+    noisy = uncovered(candidates, answers, box.cover_iou, box.train_background_answers)
     write_parquet(answers, layout.snapshot / ANSWERS)
     write_parquet(noisy, layout.snapshot / NOISY)
     return {"mode": STRATEGY, "answered_frames": len(answered_frames(answers)), "boxes_noisy": len(noisy),
@@ -173,7 +176,8 @@ def training_table(layout: CycleLayout, params: dict[str, Any]) -> tuple[list[st
     answers = snapshot_answers(layout)
     noisy = read_table(layout.snapshot / NOISY, CANDIDATE_COLUMNS)
     boxes = training_boxes(labeled_boxes, answers, noisy, settings(params).noisy_weight)
-    frames = list(dict.fromkeys([*labeled["frame_id"].astype(str), *answered_frames(answers)]))
+    background = settings(params).train_background_answers  # the paper's rule: rejection-only frames train too
+    frames = list(dict.fromkeys([*labeled["frame_id"].astype(str), *answered_frames(answers, background)]))
     return frames, boxes
 
 

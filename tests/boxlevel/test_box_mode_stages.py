@@ -10,13 +10,13 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
 
 from pipelines.boxlevel import cycle_mode
 from pipelines.cycle.layout import CycleLayout
 from pipelines.cycle.oracle import AnnotationStore, oracle_answer
 from pipelines.stages import export, push, select
 from tests.boxlevel.test_box_cycles import manifest, pool
+from tests.conftest import settings_file
 
 NOISY_WEIGHT = 0.25
 
@@ -28,9 +28,10 @@ def project(tmp_path, monkeypatch):
         "cycle": {"source": "simulation", "dir": "data"}, "score": {"out_dir": "data/scores"},
         "strategy": {"name": "box_level", "params": {"measure": "least_confidence"}},
         "budget": {"frames": None, "boxes": 3, "box_conf_threshold": 0.25},
-        "box_level": {"noisy_weight": NOISY_WEIGHT}, "seed": 0,
+        "box_level": {"noisy_weight": NOISY_WEIGHT, "train_background_answers": False}, "seed": 0,  # earlier rule
     }  # fmt: skip
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    sections = {k: v for k, v in params.items() if k != "seed"}
+    settings_file(tmp_path / "params.yaml", **sections)  # the repository's settings with these merged in
     monkeypatch.setenv("ALOD_PARAMS", str(tmp_path / "params.yaml"))
     monkeypatch.setattr(select, "read_scored_pool", lambda _: pool())  # the detector sees the same boxes each cycle
     layout = CycleLayout.from_params({**params, "_root": str(tmp_path)})

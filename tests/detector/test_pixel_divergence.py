@@ -76,4 +76,4 @@ def test_the_backend_predictor_takes_the_divergence_settings_of_params_yaml():
     params["strategy"] = {"name": "spatial_divergence", "params": {}}
     params["detector"] = {**params["detector"], "divergence_radius": 5, "divergence_region": 20}
     predictor = Predictor.from_settings(BackendSettings.load(params, environ={}))
-    assert predictor.scorer.divergence_radius == {"radius": 5.0, "region": 20, "units": "pixels"}
+    assert predictor.options.divergence_radius == {"radius": 5.0, "region": 20, "units": "pixels"}
