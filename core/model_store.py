@@ -120,8 +120,29 @@ def find_weights(folder: Path) -> Path:
     raise ValueError(f"several .pt files and no single best.pt or model.pt in {folder}: {names}")
 
 
+DIGEST_TAG = "weights_sha256"  # recorded on the model version when the cycle registers it
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def digest_tags(model_dir: Path) -> dict[str, str]:
+    """The tags that let a server check a registered version's weights before loading them."""
+    return {DIGEST_TAG: sha256_file(find_weights(Path(model_dir)))}
+
+
 def fetch_weights(ref: ModelRef, cache_dir: Path, tracking_uri: str | None = None) -> ModelRef:
-    """``ref`` with a local ``weights`` file, downloading a registry version once into ``cache_dir``."""
+    """``ref`` with a local ``weights`` file, downloading a registry version once into ``cache_dir``.
+
+    Loading a checkpoint unpickles it (it can run code), so a registry version is served only when
+    its file's sha256 equals the digest recorded at registration (tag ``weights_sha256``): whoever
+    can only move an alias or register a version elsewhere cannot get other weights loaded.
+    """
     if ref.weights is not None:
         return ref
     final = cache_dir / str(ref.registry_name) / str(ref.registry_version)
@@ -140,7 +161,13 @@ def fetch_weights(ref: ModelRef, cache_dir: Path, tracking_uri: str | None = Non
             partial.rename(final)  # another worker may have finished first: keep its copy
         except OSError:
             shutil.rmtree(partial, ignore_errors=True)
-    return ModelRef(ref.uri, ref.version, find_weights(final), ref.registry_name, ref.registry_version)
+    weights = find_weights(final)
+    recorded = _client(tracking_uri).get_model_version(ref.registry_name, ref.registry_version).tags.get(DIGEST_TAG)
+    if not recorded:
+        raise ValueError(f"{ref.version}: no {DIGEST_TAG} tag recorded at registration; refusing to load its weights")
+    if sha256_file(weights) != recorded:
+        raise ValueError(f"{ref.version}: the weights' sha256 differs from the digest recorded at registration")
+    return ModelRef(ref.uri, ref.version, weights, ref.registry_name, ref.registry_version)
 
 
 class ModelStore:

@@ -104,7 +104,10 @@ def register_model(params: dict[str, Any], run_id: str, model_dir: Path, cycle: 
     else:
         client.log_artifacts(run_id, str(model_dir), artifact_path="model")
         source = f"{client.get_run(run_id).info.artifact_uri}/model"
-        mv = client.create_model_version(name, source, run_id=run_id, tags={CYCLE_TAG: str(cycle)})
+        from core.model_store import digest_tags  # the server checks this digest before loading the weights
+
+        tags = {CYCLE_TAG: str(cycle), **digest_tags(model_dir)}
+        mv = client.create_model_version(name, source, run_id=run_id, tags=tags)
         version = mv.version
     client.set_model_version_tag(name, version, "map50_95", f"{score:.6f}")
     alias = params.get("mlflow", {}).get("champion_alias", "champion")

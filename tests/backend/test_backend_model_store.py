@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.backend_settings import BackendSettings
-from core.model_store import ModelStore, file_version, find_weights, resolve
+from core.model_store import DIGEST_TAG, ModelStore, file_version, find_weights, resolve, sha256_file
 
 COCO_WEIGHTS = "weights/yolo11n-coco.pt"
 BALL_WEIGHTS = "weights/yolov9t-ball.pt"
@@ -92,14 +92,16 @@ def test_a_moved_registry_alias_is_served_after_setup_and_by_polling(tmp_path, s
         client.log_artifact(run.info.run_id, str(weights), artifact_path="model")
         client.set_terminated(run.info.run_id)
         source = f"{run.info.artifact_uri}/model"
-        version = client.create_model_version("alod-test", source, run.info.run_id).version
+        tags = {DIGEST_TAG: sha256_file(weights)}  # recorded at registration, checked before serving
+        version = client.create_model_version("alod-test", source, run.info.run_id, tags=tags).version
         client.set_registered_model_alias("alod-test", "champion", version)
         return str(version)
 
     assert register(shared / COCO_WEIGHTS) == "1"
     env = {"MODEL_URI": "models:/alod-test@champion", "MLFLOW_TRACKING_URI": uri, "ALOD_INSECURE_NO_AUTH": "1"}
     settings = BackendSettings.load({**params, "backend": {"model_cache_dir": str(tmp_path / "cache"),
-                                                           "model_poll_s": 0.5}}, environ=env)
+                                                           "model_poll_s": 0.5, "insecure_no_auth": True}},
+                                environ=env)
     app = create_app(settings)
     http = app.test_client()
     image = (shared / "data/coco128/images/train2017/000000000036.jpg").read_bytes()
@@ -133,6 +135,7 @@ def test_a_moved_registry_alias_is_served_after_setup_and_by_polling(tmp_path, s
 
 
 REGISTER_SCRIPT = """
+import hashlib
 import sys
 from mlflow import MlflowClient
 uri, weights, artifacts = sys.argv[1:4]
@@ -142,7 +145,8 @@ client.create_registered_model("alod-first")
 run = client.create_run(experiment)
 client.log_artifact(run.info.run_id, weights, artifact_path="model")
 client.set_terminated(run.info.run_id)
-version = client.create_model_version("alod-first", run.info.artifact_uri + "/model", run.info.run_id).version
+tags = {"weights_sha256": hashlib.sha256(open(weights, "rb").read()).hexdigest()}  # as the cycle records it
+version = client.create_model_version("alod-first", run.info.artifact_uri + "/model", run.info.run_id, tags=tags).version
 client.set_registered_model_alias("alod-first", "champion", version)
 """
 
