@@ -45,6 +45,7 @@ demo: install
 	alod summary
 
 lint: install
+	$(VENV)/bin/ruff format --check core backend strategies pipelines tests benchmarks
 	$(VENV)/bin/ruff check core backend strategies pipelines tests benchmarks
 
 test: lint browser

@@ -32,8 +32,13 @@ from core.predictor import Predictor
 
 log = logging.getLogger("alod.backend")
 
-ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED", "ANNOTATION_DELETED",
-                     "ANNOTATIONS_DELETED")
+ANNOTATION_EVENTS = (
+    "ANNOTATION_CREATED",
+    "ANNOTATION_UPDATED",
+    "ANNOTATIONS_CREATED",
+    "ANNOTATION_DELETED",
+    "ANNOTATIONS_DELETED",
+)
 OPEN_PATHS = ("/", "/health")
 SETUP_WAIT_S = 2.0  # Label Studio gives /setup 3 s
 

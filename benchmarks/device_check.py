@@ -56,8 +56,12 @@ class GpuSampler:
     def _run(self) -> None:
         while not self._stop.is_set() and shutil.which("nvidia-smi"):
             try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits",
-                                      "-i", "0"], capture_output=True, text=True, timeout=5).stdout.strip()
+                out = subprocess.run(
+                    ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                ).stdout.strip()
                 self.peak_mib = max(self.peak_mib or 0.0, float(out.splitlines()[0]))
             except (subprocess.SubprocessError, ValueError, IndexError, OSError):
                 return
@@ -73,10 +77,14 @@ class GpuSampler:
 
 
 def environment() -> dict[str, Any]:
-    info: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(), "quick": QUICK,
-                            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                            "missing": [m for m in NEEDED if importlib.util.find_spec(m) is None],
-                            "label_studio_sdk": importlib.util.find_spec("label_studio_sdk") is not None}
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "quick": QUICK,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "missing": [m for m in NEEDED if importlib.util.find_spec(m) is None],
+        "label_studio_sdk": importlib.util.find_spec("label_studio_sdk") is not None,
+    }
     import torch
 
     info["torch"] = torch.__version__
@@ -150,8 +158,15 @@ def score_vs_predict(
 
     def score(paths: list[str], run: str) -> float:
         started = time.perf_counter()
-        score_frames(frames_of(paths), detector, tmp / f"{half}-{run}", conf=0.05, divergence_radius=1,
-                     chunk_size=64, progress=False)
+        score_frames(
+            frames_of(paths),
+            detector,
+            tmp / f"{half}-{run}",
+            conf=0.05,
+            divergence_radius=1,
+            chunk_size=64,
+            progress=False,
+        )
         return time.perf_counter() - started
 
     warm = tmp / "warm.txt"
@@ -163,25 +178,48 @@ def score_vs_predict(
         p_s.append(predict(str(source)))
         s_s.append(score(images, str(r)))
     n = len(images)
-    return {"predict_img_s": round(n / min(p_s), 1), "score_img_s": round(n / min(s_s), 1),
-            "ratio_score_vs_predict": round(min(p_s) / min(s_s), 3),
-            "seconds": {"predict": [round(x, 2) for x in p_s], "score": [round(x, 2) for x in s_s]},
-            "torch_peak_mib": peak_mib()}
+    return {
+        "predict_img_s": round(n / min(p_s), 1),
+        "score_img_s": round(n / min(s_s), 1),
+        "ratio_score_vs_predict": round(min(p_s) / min(s_s), 3),
+        "seconds": {"predict": [round(x, 2) for x in p_s], "score": [round(x, 2) for x in s_s]},
+        "torch_peak_mib": peak_mib(),
+    }
 
 
 # -- 2. /predict under load ----------------------------------------------------------------------------
 
 
-def serve_section(weights: str, images: list[str], imgsz: int, clients: list[int], requests_n: int,
-                  out_dir: Path) -> dict[str, Any]:
+def serve_section(
+    weights: str, images: list[str], imgsz: int, clients: list[int], requests_n: int, out_dir: Path
+) -> dict[str, Any]:
     env = dict(os.environ)
     if importlib.util.find_spec("label_studio_sdk") is None:
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "benchmarks" / "device_stub"), str(REPO),
-                                             env.get("PYTHONPATH", "")])
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO / "benchmarks" / "device_stub"), str(REPO), env.get("PYTHONPATH", "")]
+        )
     result_file = out_dir / "serve_load.json"
-    cmd = [sys.executable, str(REPO / "benchmarks" / "serve_load.py"), "--image", images[0], "--imgsz", str(imgsz),
-           "--clients", ",".join(map(str, clients)), "--compare-batching", "--workers", "1", "--weights", weights,
-           "--requests", str(requests_n), "--single", "30", "--json", str(result_file)]
+    cmd = [
+        sys.executable,
+        str(REPO / "benchmarks" / "serve_load.py"),
+        "--image",
+        images[0],
+        "--imgsz",
+        str(imgsz),
+        "--clients",
+        ",".join(map(str, clients)),
+        "--compare-batching",
+        "--workers",
+        "1",
+        "--weights",
+        weights,
+        "--requests",
+        str(requests_n),
+        "--single",
+        "30",
+        "--json",
+        str(result_file),
+    ]
     with open(out_dir / "serve_load.txt", "w") as log:
         done = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=600)
     text = (out_dir / "serve_load.txt").read_text()
@@ -214,8 +252,10 @@ def training_data(weights: str, folder: Path, tmp: Path, imgsz: int) -> tuple[Pa
             if not target.exists():
                 target.symlink_to(path)
         for r in model.predict(str(root / "images"), stream=True, verbose=False, imgsz=imgsz, conf=0.25):
-            rows = [f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}" for c, (x, y, w, h)
-                    in zip(r.boxes.cls.tolist(), r.boxes.xywhn.tolist(), strict=True)]
+            rows = [
+                f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}"
+                for c, (x, y, w, h) in zip(r.boxes.cls.tolist(), r.boxes.xywhn.tolist(), strict=True)
+            ]
             (root / "labels" / (Path(r.path).stem + ".txt")).write_text("\n".join(rows))
         train = "images"
     data = tmp / "data.yaml"
@@ -238,10 +278,26 @@ def train_section(weights: str, folder: Path, imgsz: int, epochs: int, batch: in
         if not (WEIGHTS_DIR / "yolo26n.pt").is_file():  # its AMP self-check downloads yolo26n.pt: offline here
             trainer_module.check_amp = lambda model: True
     peak_reset()
-    seconds = train_yolo(data, weights, tmp / "trained.pt", tmp / "train" / "run", epochs=epochs, imgsz=imgsz,
-                         batch=batch, device="auto", workers=min(8, (os.cpu_count() or 2) // 2))
-    return {"epochs": epochs, "imgsz": imgsz, "batch": batch, "labels": source, "seconds": round(seconds, 1),
-            "torch_peak_mib": peak_mib(), "model_written": (tmp / "trained.pt").is_file()}
+    seconds = train_yolo(
+        data,
+        weights,
+        tmp / "trained.pt",
+        tmp / "train" / "run",
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        device="auto",
+        workers=min(8, (os.cpu_count() or 2) // 2),
+    )
+    return {
+        "epochs": epochs,
+        "imgsz": imgsz,
+        "batch": batch,
+        "labels": source,
+        "seconds": round(seconds, 1),
+        "torch_peak_mib": peak_mib(),
+        "model_written": (tmp / "trained.pt").is_file(),
+    }
 
 
 # -- report --------------------------------------------------------------------------------------------
@@ -249,24 +305,34 @@ def train_section(weights: str, folder: Path, imgsz: int, epochs: int, batch: in
 
 def markdown(report: dict[str, Any]) -> str:
     env = report["environment"]
-    lines = [f"# Device check, {env.get('date')}", "",
-             f"Machine: {env.get('gpu', 'no GPU')} ({env.get('gpu_memory_gib', '-')} GiB), {env.get('cpus')} CPU "
-             f"cores; Python {env.get('python')}, torch {env.get('torch')}, ultralytics {env.get('ultralytics')}"
-             f"{'; quick mode' if env.get('quick') else ''}; label-studio-sdk "
-             f"{'installed' if env.get('label_studio_sdk') else 'absent (benchmarks/device_stub parses the config)'}"
-             f"; seconds {report.get('seconds')}.", ""]
+    lines = [
+        f"# Device check, {env.get('date')}",
+        "",
+        f"Machine: {env.get('gpu', 'no GPU')} ({env.get('gpu_memory_gib', '-')} GiB), {env.get('cpus')} CPU "
+        f"cores; Python {env.get('python')}, torch {env.get('torch')}, ultralytics {env.get('ultralytics')}"
+        f"{'; quick mode' if env.get('quick') else ''}; label-studio-sdk "
+        f"{'installed' if env.get('label_studio_sdk') else 'absent (benchmarks/device_stub parses the config)'}"
+        f"; seconds {report.get('seconds')}.",
+        "",
+    ]
     score = report.get("score", {})
     if "error" in score or not score:
         lines += [f"score: {score.get('error', 'not run')}", ""]
     else:
-        lines += [f"## Score stage vs bare YOLO.predict ({score['images']} images, imgsz {score['imgsz']}, "
-                  f"batch {score['batch']})", "", "| precision | YOLO.predict img/s | score img/s | ratio | "
-                  "torch peak MiB |", "|---|---|---|---|---|"]
+        lines += [
+            f"## Score stage vs bare YOLO.predict ({score['images']} images, imgsz {score['imgsz']}, "
+            f"batch {score['batch']})",
+            "",
+            "| precision | YOLO.predict img/s | score img/s | ratio | torch peak MiB |",
+            "|---|---|---|---|---|",
+        ]
         for name in ("fp16", "fp32"):
             if name in score:
                 s = score[name]
-                lines.append(f"| {name} | {s['predict_img_s']} | {s['score_img_s']} | {s['ratio_score_vs_predict']} "
-                             f"| {s['torch_peak_mib']} |")
+                lines.append(
+                    f"| {name} | {s['predict_img_s']} | {s['score_img_s']} | {s['ratio_score_vs_predict']} "
+                    f"| {s['torch_peak_mib']} |"
+                )
         lines.append("")
     serve = report.get("serve", {})
     if "error" in serve or not serve:
@@ -274,8 +340,14 @@ def markdown(report: dict[str, Any]) -> str:
     else:
         lines += ["## /predict under load (serve_load.py)", "", "```", serve.get("text", "").strip(), "```", ""]
     train = report.get("train", {})
-    lines += ["## Training", "", f"```\n{json.dumps(train, indent=1)}\n```", "",
-              f"Device peak memory used (nvidia-smi, all processes): {report.get('gpu_peak_used_mib')} MiB", ""]
+    lines += [
+        "## Training",
+        "",
+        f"```\n{json.dumps(train, indent=1)}\n```",
+        "",
+        f"Device peak memory used (nvidia-smi, all processes): {report.get('gpu_peak_used_mib')} MiB",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -301,10 +373,18 @@ def main(argv: list[str] | None = None) -> int:
         (out_dir / "device_check.md").write_text(markdown(report))
 
     sections = [
-        ("score", lambda tmp: score_section(weights, image_files(folder, 64 if QUICK else 512), imgsz,
-                                            8 if QUICK else 32, tmp)),
-        ("serve", lambda tmp: serve_section(weights, image_files(folder, 1), imgsz, [4] if QUICK else [16, 64],
-                                            40 if QUICK else 640, out_dir)),
+        (
+            "score",
+            lambda tmp: score_section(
+                weights, image_files(folder, 64 if QUICK else 512), imgsz, 8 if QUICK else 32, tmp
+            ),
+        ),
+        (
+            "serve",
+            lambda tmp: serve_section(
+                weights, image_files(folder, 1), imgsz, [4] if QUICK else [16, 64], 40 if QUICK else 640, out_dir
+            ),
+        ),
         ("train", lambda tmp: train_section(weights, folder, imgsz, 1 if QUICK else 2, 8 if QUICK else 32, tmp)),
     ]
     with GpuSampler() as sampler:

@@ -208,8 +208,10 @@ def bench_kcenter(n: int, picks: int, rng: np.random.Generator) -> None:
         results[name] = (min(times), sel.indices)
     exact_t, exact_picks = results["exact (KCenter)"]
     exact_radius = float(nearest(x, x[exact_picks]).max())
-    print(f"   {'variant':<16} {'seconds':>8} {'speed-up':>9} {'radius':>8} {'vs exact':>9} {'same picks':>11}"
-          f" {'first diff':>10} {'pick->exact med/max':>20}")  # fmt: skip
+    print(
+        f"   {'variant':<16} {'seconds':>8} {'speed-up':>9} {'radius':>8} {'vs exact':>9} {'same picks':>11}"
+        f" {'first diff':>10} {'pick->exact med/max':>20}"
+    )
     for name, (t, idx) in results.items():
         radius = float(nearest(x, x[idx]).max())
         to_exact = nearest(x[idx], x[exact_picks]) / exact_radius

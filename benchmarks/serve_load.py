@@ -106,8 +106,10 @@ def bare(image_path: str, workers: int, calls: int, torch_n: int) -> tuple[list[
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(workers + 1), ctx.Queue()
     per_worker = [calls // workers + (i < calls % workers) for i in range(workers)]
-    procs = [ctx.Process(target=_bare_process, args=(image_path, per_worker[i], torch_n, barrier, out))
-             for i in range(workers)]
+    procs = [
+        ctx.Process(target=_bare_process, args=(image_path, per_worker[i], torch_n, barrier, out))
+        for i in range(workers)
+    ]
     for p in procs:
         p.start()
     barrier.wait()
@@ -243,8 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-batching", action="store_true", help="run with and then without batching")
     parser.add_argument("--threads", type=int, help="gunicorn threads per worker (default: clients / workers)")
     parser.add_argument("--image", default=DEFAULT_IMAGE, help="image file (relative to the repo root)")
-    parser.add_argument("--source", choices=("local-files", "data-url", "http"), default="local-files",
-                        help="how the task refers to the image")
+    parser.add_argument(
+        "--source",
+        choices=("local-files", "data-url", "http"),
+        default="local-files",
+        help="how the task refers to the image",
+    )
     parser.add_argument("--keep-alive", action="store_true", help="clients keep one connection each")
     parser.add_argument("--single", type=int, default=30, help="requests of the single-client runs (0: skip)")
     parser.add_argument("--json", help="also write the results to this file")
@@ -289,10 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     modes = [True, False] if args.compare_batching else [not args.no_batching]
     threads = args.threads or max(1, max(clients) // args.workers)
     n_torch = torch_threads(args.workers)  # what each gunicorn worker gets, for every bare run too
-    print(f"image {image.name}, imgsz {params['model']['imgsz']}, {args.workers} workers x {threads} threads x "
-          f"{n_torch} torch threads, {args.clients} clients{' (keep-alive)' if args.keep_alive else ''}, "
-          f"{args.requests} requests, source {args.source}, {os.cpu_count()} CPU cores, batching "
-          f"{'on and off' if len(modes) > 1 else 'on' if modes[0] else 'off'}")
+    print(
+        f"image {image.name}, imgsz {params['model']['imgsz']}, {args.workers} workers x {threads} threads x "
+        f"{n_torch} torch threads, {args.clients} clients{' (keep-alive)' if args.keep_alive else ''}, "
+        f"{args.requests} requests, source {args.source}, {os.cpu_count()} CPU cores, batching "
+        f"{'on and off' if len(modes) > 1 else 'on' if modes[0] else 'off'}"
+    )
     results: dict[str, dict[str, float]] = {}
 
     def bare_run(key: str, label: str, workers: int, n: int) -> None:
@@ -317,8 +325,9 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 latencies, bad, some = http_load(url, ref, n, args.requests, args.keep_alive)
                 errors, examples = errors + bad, examples + some
-                label = f"HTTP /predict, {n} clients" + ("" if len(modes) == 1 else
-                                                         f", batching {'on' if batching else 'off'}")
+                label = f"HTTP /predict, {n} clients" + (
+                    "" if len(modes) == 1 else f", batching {'on' if batching else 'off'}"
+                )
                 results[http_key(batching, n)] = summary(label, latencies, time.perf_counter() - started)
             if args.single and batching == modes[0]:
                 single = http_load(url, ref, 1, args.single, args.keep_alive)[0]
@@ -344,25 +353,43 @@ def main(argv: list[str] | None = None) -> int:
         for n in clients:
             key = http_key(batching, n)
             allowed = n * detect / args.workers  # Little's law at the bare detector's service time
-            row = {"clients": n, "batching": batching, "p50_ms": p50(key), "p95_ms": results[key]["p95_ms"],
-                   "per_s": results[key]["per_s"], "bare_p50_at_concurrency_ms": allowed,
-                   "p50_vs_bare_at_same_concurrency": p50(key) / allowed,
-                   "bare_throughput_vs_http": bare_rate / results[key]["per_s"]}
+            row = {
+                "clients": n,
+                "batching": batching,
+                "p50_ms": p50(key),
+                "p95_ms": results[key]["p95_ms"],
+                "per_s": results[key]["per_s"],
+                "bare_p50_at_concurrency_ms": allowed,
+                "p50_vs_bare_at_same_concurrency": p50(key) / allowed,
+                "bare_throughput_vs_http": bare_rate / results[key]["per_s"],
+            }
             runs.append(row)
-            print(f"p50 ratio, {n} clients{'' if len(modes) == 1 else f', batching {batching}'}: HTTP "
-                  f"{p50(key):.1f} ms / bare-detector p50 at that concurrency {allowed:.1f} ms = "
-                  f"{row['p50_vs_bare_at_same_concurrency']:.3f}  (target <= 1.15); throughput: bare read + "
-                  f"detect / HTTP = {row['bare_throughput_vs_http']:.3f}")
+            print(
+                f"p50 ratio, {n} clients{'' if len(modes) == 1 else f', batching {batching}'}: HTTP "
+                f"{p50(key):.1f} ms / bare-detector p50 at that concurrency {allowed:.1f} ms = "
+                f"{row['p50_vs_bare_at_same_concurrency']:.3f}  (target <= 1.15); throughput: bare read + "
+                f"detect / HTTP = {row['bare_throughput_vs_http']:.3f}"
+            )
     if len(runs) == 1:
         ratios = {k: runs[0][k] for k in ("p50_vs_bare_at_same_concurrency", "bare_throughput_vs_http")}
     if args.single:
         ratios["single_vs_detect"] = p50("http_single") / p50("bare_single_detect")
         ratios["single_vs_read_detect"] = p50("http_single") / p50("bare_single_read")
-        print(f"p50 ratio, 1 client: HTTP / bare detect {ratios['single_vs_detect']:.3f}, "
-              f"HTTP / bare read + detect {ratios['single_vs_read_detect']:.3f}")
-    output = {"results": results, "ratios": ratios, "runs": runs, "errors": errors,
-              "imgsz": params["model"]["imgsz"], "workers": args.workers, "threads": threads,
-              "torch_threads": n_torch, "cpus": os.cpu_count()}
+        print(
+            f"p50 ratio, 1 client: HTTP / bare detect {ratios['single_vs_detect']:.3f}, "
+            f"HTTP / bare read + detect {ratios['single_vs_read_detect']:.3f}"
+        )
+    output = {
+        "results": results,
+        "ratios": ratios,
+        "runs": runs,
+        "errors": errors,
+        "imgsz": params["model"]["imgsz"],
+        "workers": args.workers,
+        "threads": threads,
+        "torch_threads": n_torch,
+        "cpus": os.cpu_count(),
+    }
     if args.json:
         Path(args.json).write_text(json.dumps(output, indent=1))
     return 0 if errors == 0 else 1

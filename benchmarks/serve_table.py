@@ -27,17 +27,27 @@ def runs_of(data: dict[str, Any]) -> list[dict[str, Any]]:
     res = data["results"]
     detect = (res["bare_detect"]["p50_ms"] + res["bare_after_detect"]["p50_ms"]) / 2
     clients, workers = data.get("clients", 16), data.get("workers", 2)
-    return [{"clients": clients, "batching": data.get("batching", False), "p50_ms": res["http"]["p50_ms"],
-             "per_s": res["http"]["per_s"], "bare_p50_at_concurrency_ms": clients * detect / workers,
-             "p50_vs_bare_at_same_concurrency": data["ratios"]["p50_vs_bare_at_same_concurrency"]}]
+    return [
+        {
+            "clients": clients,
+            "batching": data.get("batching", False),
+            "p50_ms": res["http"]["p50_ms"],
+            "per_s": res["http"]["per_s"],
+            "bare_p50_at_concurrency_ms": clients * detect / workers,
+            "p50_vs_bare_at_same_concurrency": data["ratios"]["p50_vs_bare_at_same_concurrency"],
+        }
+    ]
 
 
 def rows(label: str, data: dict[str, Any]) -> list[str]:
     res = data["results"]
     bare_rate = (res["bare_read"]["per_s"] + res["bare_after_read"]["per_s"]) / 2
     single = data["ratios"].get("single_vs_read_detect")
-    single_text = f"{res['http_single']['p50_ms']:.1f} ms / {res['bare_single_read']['p50_ms']:.1f} ms = " \
-                  f"{single:.2f}" if single else "-"
+    single_text = (
+        f"{res['http_single']['p50_ms']:.1f} ms / {res['bare_single_read']['p50_ms']:.1f} ms = {single:.2f}"
+        if single
+        else "-"
+    )
     out = []
     for run in runs_of(data):
         out.append(

@@ -177,8 +177,15 @@ class GuardedSession(requests.Session):
             remaining = self.guard.remaining()
             if remaining <= 0:
                 raise requests.Timeout(f"the fetch took longer than {self.timeout:g} s")
-            response = super().request(method, url, headers=headers, allow_redirects=False, stream=True,
-                                        timeout=(min(3.0, remaining), remaining), **kwargs)  # fmt: skip
+            response = super().request(
+                method,
+                url,
+                headers=headers,
+                allow_redirects=False,
+                stream=True,
+                timeout=(min(3.0, remaining), remaining),
+                **kwargs,
+            )
             if not response.is_redirect:
                 return self._read(response, url)
             target = urljoin(url, response.headers["Location"])

@@ -130,7 +130,10 @@ def level_divergence(m: torch.Tensor, radius: int, chunk: int = 16) -> torch.Ten
 
 
 def pixel_divergence(
-    levels: Sequence[torch.Tensor], in_shape: Sequence[int], region: tuple[int, int, int, int], gain: float,
+    levels: Sequence[torch.Tensor],
+    in_shape: Sequence[int],
+    region: tuple[int, int, int, int],
+    gain: float,
     settings: Divergence,
 ) -> torch.Tensor:
     """(Rh, Rw) region maxima of the pixel divergence of one image's (C, h, w) level maps.

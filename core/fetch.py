@@ -187,9 +187,7 @@ class ImageFetcher:
         if kind not in FORMATS:
             raise ImageLoadError(_short(ref), f"image format {kind} is not read ({', '.join(FORMATS)})")
         if width * height > self.max_pixels:
-            raise ImageLoadError(
-                _short(ref), f"image too large: {width}x{height} pixels > limit {self.max_pixels}"
-            )
+            raise ImageLoadError(_short(ref), f"image too large: {width}x{height} pixels > limit {self.max_pixels}")
 
 
 def _reason(exc: BaseException) -> str:

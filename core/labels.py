@@ -139,8 +139,11 @@ def _build(label_config: str, class_names: tuple[str, ...]) -> LabelMap:
         log.warning(
             "no model class maps to a label of <RectangleLabels name=%r> (labels %s; model classes %s%s): "
             "predictions carry the task score only, no regions, until a model trained on this project is served",
-            control.name, list(labels), list(class_names)[:20], " ..." if len(class_names) > 20 else "",
-        )  # fmt: skip
+            control.name,
+            list(labels),
+            list(class_names)[:20],
+            " ..." if len(class_names) > 20 else "",
+        )
     if unknown:
         log.warning("predicted_values name no model class and are ignored: %s", unknown)
     return LabelMap(

@@ -57,8 +57,6 @@ def regions(det: Any, label_map: LabelMap, min_conf: float) -> list[dict[str, An
     return out
 
 
-def task_prediction(
-    det: Any, label_map: LabelMap, min_conf: float, score: float, model_version: str
-) -> dict[str, Any]:
+def task_prediction(det: Any, label_map: LabelMap, min_conf: float, score: float, model_version: str) -> dict[str, Any]:
     """The prediction of one task: its regions, the task score that orders the Data Manager, the version."""
     return {"result": regions(det, label_map, min_conf), "score": float(score), "model_version": model_version}

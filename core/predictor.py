@@ -149,9 +149,7 @@ class Predictor:
         detector, _ = self.store.model()
         return build_label_map(label_config, detector.names)
 
-    def predict(
-        self, tasks: Sequence[Any], label_config: str, fetcher: ImageFetcher | None = None
-    ) -> PredictResult:
+    def predict(self, tasks: Sequence[Any], label_config: str, fetcher: ImageFetcher | None = None) -> PredictResult:
         """Predictions for ``tasks`` (Label Studio task dicts with ``id`` and ``data``)."""
         detector, ref = self.store.model()  # one model for the whole batch, even if a switch lands meanwhile
         label_map = build_label_map(label_config, detector.names)

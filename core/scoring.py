@@ -184,4 +184,3 @@ def _subset(pool: ScoredPool, i: int) -> ScoredPool:
         flip_xyxy=pool.flip_xyxy[fs] if fs is not None and pool.flip_xyxy is not None else None,
         flip_probs=pool.flip_probs[fs] if fs is not None and pool.flip_probs is not None else None,
     )
-

@@ -118,6 +118,9 @@ def register_model(params: dict[str, Any], run_id: str, model_dir: Path, cycle: 
 
 
 def _best_version(client: Any, name: str) -> str | None:
-    scored = [(float(v.tags["map50_95"]), int(v.version)) for v in client.search_model_versions(f"name = '{name}'")
-              if "map50_95" in v.tags]  # fmt: skip
+    scored = [
+        (float(v.tags["map50_95"]), int(v.version))
+        for v in client.search_model_versions(f"name = '{name}'")
+        if "map50_95" in v.tags
+    ]
     return str(max(scored)[1]) if scored else None

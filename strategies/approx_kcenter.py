@@ -49,13 +49,13 @@ _FULL_PASS_ABOVE = 12  # a straight pass once more than 1/12 of the points may m
 _CANDIDATE_FLOATS = 1 << 21  # candidates x d: the block read per pick stays in cache (8 MB)
 
 
-
 def in_metric_space(metric: str, v: np.ndarray) -> np.ndarray:
     """Contiguous float32 rows whose euclidean distance is the metric's: unit rows for "cosine"."""
     if metric == "cosine":
         norms = np.linalg.norm(v, axis=1, keepdims=True)
         return np.ascontiguousarray(v / np.maximum(norms, 1e-12), dtype=np.float32)
     return np.ascontiguousarray(v, dtype=np.float32)
+
 
 class BatchedKCenter:
     """Squared distances of every point to its nearest center; new centers wait for the next `flush`."""

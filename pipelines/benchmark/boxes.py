@@ -71,8 +71,9 @@ def run_box_strategy(bench: Benchmark, seed: int, label: str, spec: dict[str, An
     noisy_conf = budget.box_conf_threshold if settings.noisy_conf is None else settings.noisy_conf
     state_file = bench.out / "state" / f"seed{seed}" / f"{label}.json"
     state = read_json(state_file) or {
-        "initial": initial_frames(bench.manifest, cfg.initial_frames, seed, cfg.pool_split,
-                                  str(cfg.extra.get("initial_selection", "random"))),
+        "initial": initial_frames(
+            bench.manifest, cfg.initial_frames, seed, cfg.pool_split, str(cfg.extra.get("initial_selection", "random"))
+        ),
         "answers": [],
         "rows": [],
     }
@@ -88,11 +89,19 @@ def run_box_strategy(bench: Benchmark, seed: int, label: str, spec: dict[str, An
             continue  # recorded by an earlier, interrupted run
         quality = read_json(folder / "eval.json")
         cost = labeling_cost(before)
-        row = {"seed": seed, "strategy": label, "cycle": cycle, "frames": quality["frames"],
-               "boxes": initial_boxes + cost["boxes_cost"], "map50": quality["map50"],
-               "map50_95": quality["map50_95"], "train_seconds": quality["train_seconds"],
-               **{f"ap50_95.{k}": v for k, v in quality["per_class_ap50_95"].items()},
-               **{k: cost[k] for k in COST_COLUMNS[:3]}, "boxes_noisy": quality.get("noisy_boxes", 0)}  # fmt: skip
+        row = {
+            "seed": seed,
+            "strategy": label,
+            "cycle": cycle,
+            "frames": quality["frames"],
+            "boxes": initial_boxes + cost["boxes_cost"],
+            "map50": quality["map50"],
+            "map50_95": quality["map50_95"],
+            "train_seconds": quality["train_seconds"],
+            **{f"ap50_95.{k}": v for k, v in quality["per_class_ap50_95"].items()},
+            **{k: cost[k] for k in COST_COLUMNS[:3]},
+            "boxes_noisy": quality.get("noisy_boxes", 0),
+        }
         if cycle < cfg.cycles:
             pool = bench.scored_pool(folder, seed, [*initial, *answered_frames(before)])
             new = _query(bench, pool, seed, cycle, spec, budget, initial, answers, settings)
@@ -101,15 +110,30 @@ def run_box_strategy(bench: Benchmark, seed: int, label: str, spec: dict[str, An
             state["answers"] = answers.to_dict("records")
         state["rows"].append(row)
         write_json(state_file, state)
-        log.info("seed %d %-22s cycle %d: %4d frames %5d boxes (%d noisy) mAP50-95 %.3f", seed, label, cycle,
-                 row["frames"], row["boxes"], row["boxes_noisy"], row["map50_95"])  # fmt: skip
+        log.info(
+            "seed %d %-22s cycle %d: %4d frames %5d boxes (%d noisy) mAP50-95 %.3f",
+            seed,
+            label,
+            cycle,
+            row["frames"],
+            row["boxes"],
+            row["boxes_noisy"],
+            row["map50_95"],
+        )
     return state["rows"]
 
 
 def _query(
-    bench: Benchmark, pool: ScoredPool, seed: int, cycle: int, spec: dict[str, Any], budget: Budget,
-    initial: list[str], answers: pd.DataFrame, settings: BoxSettings,
-) -> pd.DataFrame:  # fmt: skip
+    bench: Benchmark,
+    pool: ScoredPool,
+    seed: int,
+    cycle: int,
+    spec: dict[str, Any],
+    budget: Budget,
+    initial: list[str],
+    answers: pd.DataFrame,
+    settings: BoxSettings,
+) -> pd.DataFrame:
     """The strategy's queries on the boxes no answer covers yet, answered by the oracle."""
     open_pool, _ = restrict(pool, ~covered_boxes(pool, answers, settings.cover_iou))
     answered = answers.loc[answers["outcome"].isin(ANSWERED), "class_id"] if len(answers) else pd.Series(dtype=int)
@@ -126,30 +150,54 @@ def _query(
 
 
 def _step(
-    bench: Benchmark, seed: int, previous: Path, initial: list[str], answers: pd.DataFrame, settings: BoxSettings,
+    bench: Benchmark,
+    seed: int,
+    previous: Path,
+    initial: list[str],
+    answers: pd.DataFrame,
+    settings: BoxSettings,
     noisy_conf: float,
-) -> Path:  # fmt: skip
+) -> Path:
     """Train and evaluate on the partial labels after ``answers`` (cached by content)."""
     # the latest model's predictions give the noisy labels; `previous` was scored when it was queried
     pool = bench.scored_pool(previous, seed, initial)
     frames = answered_frames(answers, settings.train_background_answers)
     noisy = noisy_boxes(pool, frames, ~covered_boxes(pool, answers, settings.cover_iou), noisy_conf)
-    boxes = training_boxes(bench.manifest.boxes_of(initial), answers, noisy, settings.noisy_weight,
-                           settings.train_background_answers)
+    boxes = training_boxes(
+        bench.manifest.boxes_of(initial), answers, noisy, settings.noisy_weight, settings.train_background_answers
+    )
     start = str(previous / "model.pt") if bench.cfg.warm_start == "previous" else bench.weights
     content = boxes.round(2).to_csv(index=False)
-    key = json.dumps([seed, bench.cfg.train_key(), "box", start, sorted(initial), sorted(frames), content,
-                      settings.loss_normalisation], sort_keys=True)
+    key = json.dumps(
+        [
+            seed,
+            bench.cfg.train_key(),
+            "box",
+            start,
+            sorted(initial),
+            sorted(frames),
+            content,
+            settings.loss_normalisation,
+        ],
+        sort_keys=True,
+    )
     folder = bench.out / "steps" / f"box-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
     if not (folder / "eval.json").exists():
         n_noisy = int(noisy["frame_id"].isin(set(frames)).sum())
-        _train_and_evaluate(bench, folder, seed, start, [*initial, *frames], boxes, n_noisy,
-                            settings.loss_normalisation)
+        _train_and_evaluate(
+            bench, folder, seed, start, [*initial, *frames], boxes, n_noisy, settings.loss_normalisation
+        )
     return folder
 
 
 def _train_and_evaluate(
-    bench: Benchmark, folder: Path, seed: int, start: str, train_ids: list[str], boxes: pd.DataFrame, n_noisy: int,
+    bench: Benchmark,
+    folder: Path,
+    seed: int,
+    start: str,
+    train_ids: list[str],
+    boxes: pd.DataFrame,
+    n_noisy: int,
     normalisation: str = "per_group",
 ) -> None:
     from pipelines.boxlevel.dampened_training import train_yolo_partial  # imports ultralytics
@@ -159,17 +207,35 @@ def _train_and_evaluate(
     val = frames[frames["split"] == cfg.val_split].head(cfg.val_limit)
     labels = pd.concat([boxes, bench.manifest.boxes_of(val["frame_id"]).assign(weight=1.0)], ignore_index=True)
     data = write_weighted_yolo_dataset(folder / "data", names, {"train": train, "val": val}, labels, bench.root)
-    seconds = train_yolo_partial(data, start, folder / "model.pt", folder / "train", epochs=cfg.epochs,
-                                 imgsz=cfg.imgsz, batch=cfg.batch, device=cfg.device, seed=seed,
-                                 normalisation=normalisation)  # fmt: skip
+    seconds = train_yolo_partial(
+        data,
+        start,
+        folder / "model.pt",
+        folder / "train",
+        epochs=cfg.epochs,
+        imgsz=cfg.imgsz,
+        batch=cfg.batch,
+        device=cfg.device,
+        seed=seed,
+        normalisation=normalisation,
+    )
     test = frames[frames["split"] == cfg.test_split]
     if cfg.test_limit:
         test = test.head(cfg.test_limit)
-    test_yaml = write_yolo_dataset(folder / "test", names, {"val": test}, bench.manifest.boxes_of(test["frame_id"]),
-                                   bench.root)  # fmt: skip
+    test_yaml = write_yolo_dataset(
+        folder / "test", names, {"val": test}, bench.manifest.boxes_of(test["frame_id"]), bench.root
+    )
     quality = validate_yolo(folder / "model.pt", test_yaml, names, folder / "val", imgsz=cfg.imgsz, device=cfg.device)
-    write_json(folder / "eval.json", {**quality, "train_seconds": round(seconds, 1), "frames": len(train),
-                                      "noisy_boxes": n_noisy, "labeled_boxes": len(boxes) - n_noisy})  # fmt: skip
+    write_json(
+        folder / "eval.json",
+        {
+            **quality,
+            "train_seconds": round(seconds, 1),
+            "frames": len(train),
+            "noisy_boxes": n_noisy,
+            "labeled_boxes": len(boxes) - n_noisy,
+        },
+    )
 
 
 def _selection_stats(bench: Benchmark, answers: pd.DataFrame) -> dict[str, Any]:
@@ -178,6 +244,9 @@ def _selection_stats(bench: Benchmark, answers: pd.DataFrame) -> dict[str, Any]:
     answered = answers.loc[answers["outcome"].isin(ANSWERED), "class_id"].astype(int).value_counts()
     frames = bench.manifest.frames.set_index("frame_id").loc[list(dict.fromkeys(answers["frame_id"]))]
     window = int(bench.cfg.extra.get("close_window", 5))
-    return {"selected_frames": len(frames), "selected_boxes": len(answers),
-            "close_pairs": close_pairs(frames["video"].to_numpy(), frames["frame"].to_numpy(), window),
-            **{f"selected.{n}": int(answered.get(i, 0)) for i, n in enumerate(names)}}  # fmt: skip
+    return {
+        "selected_frames": len(frames),
+        "selected_boxes": len(answers),
+        "close_pairs": close_pairs(frames["video"].to_numpy(), frames["frame"].to_numpy(), window),
+        **{f"selected.{n}": int(answered.get(i, 0)) for i, n in enumerate(names)},
+    }

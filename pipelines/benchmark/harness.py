@@ -111,26 +111,52 @@ class Benchmark:
         train = frames[frames["frame_id"].isin(set(labeled))]
         val = validation_frames(frames, train, cfg.val_split, cfg.val_limit)
         boxes = self.manifest.boxes_of([*labeled, *val["frame_id"]])
-        data = write_yolo_dataset(folder / "data", self.manifest.labels.names, {"train": train, "val": val}, boxes,
-                                  self.root)  # fmt: skip
+        data = write_yolo_dataset(
+            folder / "data", self.manifest.labels.names, {"train": train, "val": val}, boxes, self.root
+        )
         start = self.weights
         if cfg.warm_start == "previous" and len(batches) > 1:
             start = str(self.step(seed, batches[:-1]) / "model.pt")
-        seconds = train_yolo(data, start, folder / "model.pt", folder / "train", epochs=cfg.epochs, imgsz=cfg.imgsz,
-                             batch=cfg.batch, device=cfg.device, seed=seed)  # fmt: skip
+        seconds = train_yolo(
+            data,
+            start,
+            folder / "model.pt",
+            folder / "train",
+            epochs=cfg.epochs,
+            imgsz=cfg.imgsz,
+            batch=cfg.batch,
+            device=cfg.device,
+            seed=seed,
+        )
         test = frames[frames["split"] == cfg.test_split]
         if cfg.test_limit:
             test = test.head(cfg.test_limit)
-        test_yaml = write_yolo_dataset(folder / "test", self.manifest.labels.names, {"val": test},
-                                       self.manifest.boxes_of(test["frame_id"]), self.root)  # fmt: skip
-        quality = validate_yolo(folder / "model.pt", test_yaml, self.manifest.labels.names, folder / "val",
-                                imgsz=cfg.imgsz, device=cfg.device)  # fmt: skip
+        test_yaml = write_yolo_dataset(
+            folder / "test",
+            self.manifest.labels.names,
+            {"val": test},
+            self.manifest.boxes_of(test["frame_id"]),
+            self.root,
+        )
+        quality = validate_yolo(
+            folder / "model.pt",
+            test_yaml,
+            self.manifest.labels.names,
+            folder / "val",
+            imgsz=cfg.imgsz,
+            device=cfg.device,
+        )
         if cfg.extra.get("miss_rate_fppi") is not None:  # pedestrians: miss rate at N false positives per image
             from pipelines.benchmark.miss_rate import model_miss_rate
 
             quality["miss_rate"] = model_miss_rate(
-                folder / "model.pt", test, self.manifest.boxes_of(test["frame_id"]), self.root, imgsz=cfg.imgsz,
-                device=cfg.device, fppi=float(cfg.extra["miss_rate_fppi"]),
+                folder / "model.pt",
+                test,
+                self.manifest.boxes_of(test["frame_id"]),
+                self.root,
+                imgsz=cfg.imgsz,
+                device=cfg.device,
+                fppi=float(cfg.extra["miss_rate_fppi"]),
             )
         write_json(folder / "eval.json", {**quality, "train_seconds": round(seconds, 1), "frames": len(labeled)})
 
@@ -148,8 +174,16 @@ class Benchmark:
             pool = score_subset(pool, self.cfg.score_subset, seed, set(labeled))
             detector = Detector.from_params(self.params, folder / "model.pt", device=self.cfg.device)
             options = detection_options(self.params)
-            score_frames(pool.reset_index(drop=True), detector, scores, conf=options.conf, tta_flip=options.tta_flip,
-                         divergence_radius=options.divergence_radius, root=self.root, progress=False)  # fmt: skip
+            score_frames(
+                pool.reset_index(drop=True),
+                detector,
+                scores,
+                conf=options.conf,
+                tta_flip=options.tta_flip,
+                divergence_radius=options.divergence_radius,
+                root=self.root,
+                progress=False,
+            )
         return read_scored_pool(scores)
 
     # -- one strategy over one seed, resumable ---------------------------------------------------
@@ -160,8 +194,15 @@ class Benchmark:
             return run_box_strategy(self, seed, label, spec)
         state_file = self.out / "state" / f"seed{seed}" / f"{label}.json"
         state = read_json(state_file) or {
-            "batches": [initial_frames(self.manifest, self.cfg.initial_frames, seed, self.cfg.pool_split,
-                                       str(self.cfg.extra.get("initial_selection", "random")))],  # fmt: skip
+            "batches": [
+                initial_frames(
+                    self.manifest,
+                    self.cfg.initial_frames,
+                    seed,
+                    self.cfg.pool_split,
+                    str(self.cfg.extra.get("initial_selection", "random")),
+                )
+            ],
             "blocked": [],
             "rows": [],
         }
@@ -174,12 +215,18 @@ class Benchmark:
             folder = self.step(seed, state["batches"])
             quality = read_json(folder / "eval.json")
             labeled = [f for b in state["batches"] for f in b]
-            row = {"seed": seed, "strategy": label, "cycle": cycle, "frames": len(labeled),
-                   "boxes": int(sum(self.boxes_of.get(f, 0) for f in labeled)),
-                   "map50": quality["map50"], "map50_95": quality["map50_95"],
-                   "train_seconds": quality["train_seconds"],
-                   **({"miss_rate": quality["miss_rate"]} if "miss_rate" in quality else {}),
-                   **{f"ap50_95.{k}": v for k, v in quality["per_class_ap50_95"].items()}}  # fmt: skip
+            row = {
+                "seed": seed,
+                "strategy": label,
+                "cycle": cycle,
+                "frames": len(labeled),
+                "boxes": int(sum(self.boxes_of.get(f, 0) for f in labeled)),
+                "map50": quality["map50"],
+                "map50_95": quality["map50_95"],
+                "train_seconds": quality["train_seconds"],
+                **({"miss_rate": quality["miss_rate"]} if "miss_rate" in quality else {}),
+                **{f"ap50_95.{k}": v for k, v in quality["per_class_ap50_95"].items()},
+            }
             if cycle < self.cfg.cycles and len(state["batches"]) == cycle + 1:
                 picks, blocked = self._select(seed, cycle, spec, folder, labeled, state["blocked"])
                 row.update(self._selection_stats(picks))
@@ -187,8 +234,15 @@ class Benchmark:
                 state["blocked"] = sorted(set(state["blocked"]) | blocked)
             state["rows"].append(row)
             write_json(state_file, state)
-            log.info("seed %d %-22s cycle %d: %4d frames %5d boxes  mAP50-95 %.3f", seed, label, cycle,
-                     row["frames"], row["boxes"], row["map50_95"])  # fmt: skip
+            log.info(
+                "seed %d %-22s cycle %d: %4d frames %5d boxes  mAP50-95 %.3f",
+                seed,
+                label,
+                cycle,
+                row["frames"],
+                row["boxes"],
+                row["map50_95"],
+            )
         return state["rows"][: self.cfg.cycles + 1]
 
     def _select_after(self, seed: int, spec: dict[str, Any], state: dict[str, Any]) -> None:
@@ -202,10 +256,12 @@ class Benchmark:
 
     def _select(self, seed, cycle, spec, folder, labeled, blocked) -> tuple[list[str], set[str]]:
         pool = self.scored_pool(folder, seed, labeled)
-        counts = np.bincount(self.manifest.boxes_of(labeled)["class_id"].astype(int),
-                             minlength=pool.num_classes)[: pool.num_classes]  # fmt: skip
-        state = CycleState(cycle=cycle, labeled=frozenset(labeled), labeled_class_counts=counts,
-                           blocked=frozenset(blocked))  # fmt: skip
+        counts = np.bincount(self.manifest.boxes_of(labeled)["class_id"].astype(int), minlength=pool.num_classes)[
+            : pool.num_classes
+        ]
+        state = CycleState(
+            cycle=cycle, labeled=frozenset(labeled), labeled_class_counts=counts, blocked=frozenset(blocked)
+        )
         budget = Budget(**{k: v for k, v in (spec.get("budget") or self.cfg.budget).items() if v is not None})
         selection = select(spec["name"], pool, budget, state, seed=seed * 1000 + cycle, **(spec.get("params") or {}))
         return selection.frame_ids(pool), set(selection.blocked)
@@ -215,9 +271,12 @@ class Benchmark:
         per_class = boxes["label"].value_counts()
         frames = self.manifest.frames.set_index("frame_id").loc[picks]
         window = int(self.cfg.extra.get("close_window", 5))
-        return {"selected_frames": len(picks), "selected_boxes": len(boxes),
-                "close_pairs": close_pairs(frames["video"].to_numpy(), frames["frame"].to_numpy(), window),
-                **{f"selected.{n}": int(per_class.get(n, 0)) for n in self.manifest.labels.names}}  # fmt: skip
+        return {
+            "selected_frames": len(picks),
+            "selected_boxes": len(boxes),
+            "close_pairs": close_pairs(frames["video"].to_numpy(), frames["frame"].to_numpy(), window),
+            **{f"selected.{n}": int(per_class.get(n, 0)) for n in self.manifest.labels.names},
+        }
 
     def run_seed(self, seed: int) -> list[dict[str, Any]]:
         rows = []
@@ -270,11 +329,22 @@ def score_subset(pool: pd.DataFrame, size: int | None, seed: int, labeled: set[s
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="benchmark settings (YAML), e.g. benchmarks/configs/bccd.yaml")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting (YAML value), e.g. --set seeds=[0] --set cycles=1")  # fmt: skip
-    parser.add_argument("--report-only", nargs="?", const=True, default=False, metavar="DIR",
-                        help="redraw the report from results.csv: of the --config run, or in the report folder DIR "
-                        "(e.g. docs/benchmarks/bccd); no training, no MLflow")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting (YAML value), e.g. --set seeds=[0] --set cycles=1",
+    )
+    parser.add_argument(
+        "--report-only",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="DIR",
+        help="redraw the report from results.csv: of the --config run, or in the report folder DIR "
+        "(e.g. docs/benchmarks/bccd); no training, no MLflow",
+    )
 
 
 def report_only(folder: Path) -> int:

@@ -55,7 +55,9 @@ def miss_rate_curve(
 
 
 def miss_rate_at_fppi(
-    detections: Sequence[tuple[np.ndarray, np.ndarray]], truths: Sequence[np.ndarray], fppi: float = 1.0,
+    detections: Sequence[tuple[np.ndarray, np.ndarray]],
+    truths: Sequence[np.ndarray],
+    fppi: float = 1.0,
     iou: float = 0.5,
 ) -> float:
     """Miss rate at the lowest score threshold whose false positives per image stay <= ``fppi``."""
@@ -67,8 +69,15 @@ def miss_rate_at_fppi(
 
 
 def model_miss_rate(
-    model_path: Path, test: pd.DataFrame, boxes: pd.DataFrame, root: Path, *, imgsz: int, device: Any = "auto",
-    conf: float = 0.001, fppi: float = 1.0,
+    model_path: Path,
+    test: pd.DataFrame,
+    boxes: pd.DataFrame,
+    root: Path,
+    *,
+    imgsz: int,
+    device: Any = "auto",
+    conf: float = 0.001,
+    fppi: float = 1.0,
 ) -> float:
     """Miss rate at ``fppi`` of a trained model on manifest frames ``test`` (ground truth ``boxes``)."""
     from core.detector import Detector

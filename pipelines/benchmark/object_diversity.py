@@ -53,8 +53,15 @@ def class_counts_vs_random(results: pd.DataFrame, pool_boxes_per_class: Mapping[
         for c in classes:
             expected = total * pool_boxes_per_class[c] / total_pool
             selected = float(counts[f"selected.{c}"])
-            rows.append({"strategy": strategy, "class": c, "selected": selected, "random_expected": expected,
-                         "ratio": selected / expected if expected > 0 else np.nan})
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "class": c,
+                    "selected": selected,
+                    "random_expected": expected,
+                    "ratio": selected / expected if expected > 0 else np.nan,
+                }
+            )
     return pd.DataFrame(rows)
 
 

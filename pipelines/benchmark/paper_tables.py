@@ -36,11 +36,19 @@ def write_paper_tables(
     text = ["# Tables of the papers' own metrics", ""]
     misses = miss_rate_table(results)
     if not misses.empty:
-        text += [f"## Miss rate at {fppi:g} false positive(s) per image (mean over seeds; lower is better)", "",
-                 markdown(misses), ""]
+        text += [
+            f"## Miss rate at {fppi:g} false positive(s) per image (mean over seeds; lower is better)",
+            "",
+            markdown(misses),
+            "",
+        ]
     if "selected_frames" in results or any(c.startswith("selected.") for c in results):
-        text += ["## mAP50-95 gain per labeled object (last cycle against cycle 0)", "",
-                 markdown(gain_per_object(results)), ""]
+        text += [
+            "## mAP50-95 gain per labeled object (last cycle against cycle 0)",
+            "",
+            markdown(gain_per_object(results)),
+            "",
+        ]
         try:
             counts = class_counts_vs_random(results, pool_boxes_per_class)
             text += ["## Selected boxes per class against random selection (pool shares)", "", markdown(counts), ""]

@@ -47,8 +47,11 @@ def plot_curves(table: pd.DataFrame, out: Path) -> list[Path]:
             ax.plot(curve[x], curve["map50_95"], marker="o", label=strategy, **style)
             band = {"color": "black"} if style else {}
             ax.fill_between(curve[x], curve["ci_low"], curve["ci_high"], alpha=0.12, **band)
-        ax.set(xlabel=f"{label} (mean over seeds)", ylabel="mAP50-95 on the test split",
-               title=f"mAP50-95 vs {label} (band: 95 % CI over seeds)")  # fmt: skip
+        ax.set(
+            xlabel=f"{label} (mean over seeds)",
+            ylabel="mAP50-95 on the test split",
+            title=f"mAP50-95 vs {label} (band: 95 % CI over seeds)",
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -101,9 +104,12 @@ def settings_line(cfg: Any) -> str:
         return "Settings: not recorded with these results."
     get = lambda k, d=None: getattr(cfg, k, None) if not isinstance(cfg, dict) else cfg.get(k, d)  # noqa: E731
     parts = [
-        f"{len(get('seeds') or [])} seeds {get('seeds')}", f"{get('cycles')} cycle(s)",
-        f"initial random set of {get('initial_frames')} frames", f"budget per cycle {get('budget')}",
-        f"{get('epochs')} epochs at imgsz {get('imgsz')}", f"warm start: {get('warm_start') or 'previous'}",
+        f"{len(get('seeds') or [])} seeds {get('seeds')}",
+        f"{get('cycles')} cycle(s)",
+        f"initial random set of {get('initial_frames')} frames",
+        f"budget per cycle {get('budget')}",
+        f"{get('epochs')} epochs at imgsz {get('imgsz')}",
+        f"warm start: {get('warm_start') or 'previous'}",
     ]
     if get("pool_limit"):
         parts.append(f"pool: the first {get('pool_limit')} images of the `{get('pool_split') or 'train'}` split")
@@ -129,19 +135,32 @@ def run_line(run: dict[str, Any], results: pd.DataFrame) -> str:
 
 
 def _budget_table(table: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "strategy": table["strategy"], "cycle": table["cycle"], "seeds": table["seeds"],
-        "frames": table["frames"].map("{:.0f}".format), "boxes": table["boxes"].map("{:.0f}".format),
-        "mAP50-95 [95 % CI]": [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if not np.isnan(lo) else f"{m:.3f}"
-                               for m, lo, hi in zip(table["map50_95"], table["ci_low"], table["ci_high"], strict=True)],
-    })
+    return pd.DataFrame(
+        {
+            "strategy": table["strategy"],
+            "cycle": table["cycle"],
+            "seeds": table["seeds"],
+            "frames": table["frames"].map("{:.0f}".format),
+            "boxes": table["boxes"].map("{:.0f}".format),
+            "mAP50-95 [95 % CI]": [
+                f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if not np.isnan(lo) else f"{m:.3f}"
+                for m, lo, hi in zip(table["map50_95"], table["ci_low"], table["ci_high"], strict=True)
+            ],
+        }
+    )
 
 
 def comparison_table(results: pd.DataFrame) -> pd.DataFrame:
     """The report's main table: AUCs, the paired verdict and the label savings per strategy."""
     comp = comparison(results)
-    shown = pd.DataFrame({"strategy": comp["strategy"], "seeds": comp["seeds"],
-                          "AUC (boxes)": comp["auc_boxes"], "AUC (frames)": comp["auc_frames"]})
+    shown = pd.DataFrame(
+        {
+            "strategy": comp["strategy"],
+            "seeds": comp["seeds"],
+            "AUC (boxes)": comp["auc_boxes"],
+            "AUC (frames)": comp["auc_frames"],
+        }
+    )
     if "verdict" in comp:
         base = comp["strategy"] == BASELINE
         shown["final mAP − random"] = comp["final_minus_random"].map("{:+.3f}".format).mask(base, "")
@@ -176,25 +195,44 @@ def write_report(
             window = (getattr(cfg, "extra", None) or {}).get("close_window", 5)
             close = per_frame["close_pairs"].mean().rename(f"pairs_within_{window}_frames_per_cycle")
             objects = pd.concat([objects, close], axis=1)
-        text_objects = ["## Objects per selected frame (and, for video, selected frames close to each other)", "",
-                        markdown_table(objects.reset_index()), "", "![selections](selections.png)", ""]
+        text_objects = [
+            "## Objects per selected frame (and, for video, selected frames close to each other)",
+            "",
+            markdown_table(objects.reset_index()),
+            "",
+            "![selections](selections.png)",
+            "",
+        ]
     name = getattr(cfg, "name", None) or out.name
     dataset = getattr(cfg, "dataset", None) or ""
     text = [
-        f"# Benchmark `{name}`: {dataset}", "", settings_line(cfg), "", run_line(run or {}, results), "",
-        f"## Against `{BASELINE}`, paired by seed", "",
+        f"# Benchmark `{name}`: {dataset}",
+        "",
+        settings_line(cfg),
+        "",
+        run_line(run or {}, results),
+        "",
+        f"## Against `{BASELINE}`, paired by seed",
+        "",
         "AUC: area under the mAP50-95 learning curve of each seed (trapezoid over boxes, or frames, "
         "divided by that seed's range), mean over seeds. Verdict: paired two-sided t-test over seeds on the "
         "final-cycle mAP50-95 difference to random, at 5 %. Saved: 1 − (boxes, or frames, a strategy's mean "
         "curve needs to reach random's final mAP50-95) / (random's final amount), interpolated linearly "
         "between cycles; 95 % percentile bootstrap over seeds (the same seeds drawn for both arms, "
-        "2,000 draws, generator seed 0). \"not reached\": the curve stays below random's final mAP.", "",
-        markdown_table(comparison_table(results)), "",
-        "## mAP50-95 at each budget (mean over seeds, 95 % t interval)", "", markdown_table(_budget_table(table)), "",
+        '2,000 draws, generator seed 0). "not reached": the curve stays below random\'s final mAP.',
+        "",
+        markdown_table(comparison_table(results)),
+        "",
+        "## mAP50-95 at each budget (mean over seeds, 95 % t interval)",
+        "",
+        markdown_table(_budget_table(table)),
+        "",
         *text_objects,
-        "![mAP vs boxes](map_vs_boxes.png) ![mAP vs frames](map_vs_frames.png)", "",
-        f"Redraw: `alod benchmark --report-only {_shown_path(out)}`", "",
-    ]  # fmt: skip
+        "![mAP vs boxes](map_vs_boxes.png) ![mAP vs frames](map_vs_frames.png)",
+        "",
+        f"Redraw: `alod benchmark --report-only {_shown_path(out)}`",
+        "",
+    ]
     (out / "report.md").write_text("\n".join(text))
 
 

@@ -143,9 +143,14 @@ def per_budget(results: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         mean, low, high = t_interval(group["map50_95"].to_numpy(), level)
         rows.append(
             {
-                "strategy": strategy, "cycle": int(cycle), "seeds": group["seed"].nunique(),
-                "frames": group["frames"].mean(), "boxes": group["boxes"].mean(),
-                "map50_95": mean, "ci_low": low, "ci_high": high,
+                "strategy": strategy,
+                "cycle": int(cycle),
+                "seeds": group["seed"].nunique(),
+                "frames": group["frames"].mean(),
+                "boxes": group["boxes"].mean(),
+                "map50_95": mean,
+                "ci_low": low,
+                "ci_high": high,
             }
         )
     return pd.DataFrame(rows)

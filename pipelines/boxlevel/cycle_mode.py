@@ -116,15 +116,21 @@ def record_queries(layout: CycleLayout, cycle: int) -> pd.DataFrame:
     return queries
 
 
-def oracle_answers(layout: CycleLayout, manifest: Manifest, queries: pd.DataFrame, params: dict[str, Any],
-                   cycle: int) -> pd.DataFrame:  # fmt: skip
+def oracle_answers(
+    layout: CycleLayout, manifest: Manifest, queries: pd.DataFrame, params: dict[str, Any], cycle: int
+) -> pd.DataFrame:
     """The simulation: the box oracle answers ``queries`` into the store (a rerun replaces the cycle's)."""
     path = store(layout) / ANSWERS
     old = read_table(path, ANSWER_COLUMNS)
     earlier = old[old["cycle"] != cycle] if len(old) else old
     box = settings(params)
-    new = answer_queries(queries, manifest.boxes_of(queries["frame_id"].unique()), iou_snap=box.iou_snap,
-                         accept_iou=box.accept_iou, earlier=earlier)  # fmt: skip
+    new = answer_queries(
+        queries,
+        manifest.boxes_of(queries["frame_id"].unique()),
+        iou_snap=box.iou_snap,
+        accept_iou=box.accept_iou,
+        earlier=earlier,
+    )
     merged = pd.concat([earlier, new], ignore_index=True) if len(earlier) else new
     write_parquet(merged, path)
     return new
@@ -153,8 +159,12 @@ def write_snapshot(layout: CycleLayout, answers: pd.DataFrame, params: dict[str,
     noisy = uncovered(candidates, answers, box.cover_iou, box.train_background_answers)
     write_parquet(answers, layout.snapshot / ANSWERS)
     write_parquet(noisy, layout.snapshot / NOISY)
-    return {"mode": STRATEGY, "answered_frames": len(answered_frames(answers)), "boxes_noisy": len(noisy),
-            **labeling_cost(answers)}  # fmt: skip
+    return {
+        "mode": STRATEGY,
+        "answered_frames": len(answered_frames(answers)),
+        "boxes_noisy": len(noisy),
+        **labeling_cost(answers),
+    }
 
 
 def simulation_answers(layout: CycleLayout) -> pd.DataFrame:
@@ -185,9 +195,14 @@ def train_record(snapshot: dict[str, Any], frames: int, boxes: pd.DataFrame) -> 
     """train.json's fields in box mode: ``boxes`` = boxes touched (fully labeled frames' boxes + queries +
     drawn), ``frames`` = frames trained on, and the answer counts for `evaluate`."""
     counts = {k: int(snapshot.get(k, 0)) for k in COST_KEYS}
-    return {"frames": frames, "boxes": int(snapshot["boxes"]) + counts["boxes_cost"],
-            "labeled_frames": int(snapshot["frames"]), "noisy_weighted": int((boxes["weight"] < 1).sum()),
-            **counts, "boxes_noisy": int(snapshot.get("boxes_noisy", 0))}  # fmt: skip
+    return {
+        "frames": frames,
+        "boxes": int(snapshot["boxes"]) + counts["boxes_cost"],
+        "labeled_frames": int(snapshot["frames"]),
+        "noisy_weighted": int((boxes["weight"] < 1).sum()),
+        **counts,
+        "boxes_noisy": int(snapshot.get("boxes_noisy", 0)),
+    }
 
 
 COST_KEYS = ("boxes_queried", "boxes_accepted", "boxes_corrected", "boxes_rejected", "boxes_drawn", "boxes_cost")
@@ -199,6 +214,9 @@ def cost_metrics(trained: dict[str, Any], budget: dict[str, Any]) -> dict[str, f
     labeled frame + box_cost per box touched (frames with only box answers cost no frame)."""
     per_frame, per_box = float(budget.get("frame_cost", 1.0)), float(budget.get("box_cost", 1.0))
     touched = int(trained["boxes"])
-    return {"boxes_labeled": touched, "boxes_touched": touched,
-            "cumulative_cost": per_frame * int(trained["labeled_frames"]) + per_box * touched,
-            **{k: int(trained[k]) for k in (*COST_KEYS[:5], "boxes_noisy")}}  # fmt: skip
+    return {
+        "boxes_labeled": touched,
+        "boxes_touched": touched,
+        "cumulative_cost": per_frame * int(trained["labeled_frames"]) + per_box * touched,
+        **{k: int(trained[k]) for k in (*COST_KEYS[:5], "boxes_noisy")},
+    }

@@ -284,11 +284,22 @@ class DampenedTrainer(DetectionTrainer):
             return super().build_dataset(img_path, mode, batch)
         args = self.args  # the arguments of ultralytics.data.build_yolo_dataset for mode="train"
         return WeightedYOLODataset(
-            img_path=img_path, imgsz=args.imgsz, batch_size=batch, augment=True, hyp=args, rect=args.rect,
-            cache=args.cache or None, single_cls=args.single_cls or False,
-            stride=max(int(unwrap_model(self.model).stride.max()), 32), pad=0.0, prefix=colorstr("train: "),
-            task=args.task, classes=args.classes, data=self.data, fraction=args.fraction,
-        )  # fmt: skip
+            img_path=img_path,
+            imgsz=args.imgsz,
+            batch_size=batch,
+            augment=True,
+            hyp=args,
+            rect=args.rect,
+            cache=args.cache or None,
+            single_cls=args.single_cls or False,
+            stride=max(int(unwrap_model(self.model).stride.max()), 32),
+            pad=0.0,
+            prefix=colorstr("train: "),
+            task=args.task,
+            classes=args.classes,
+            data=self.data,
+            fraction=args.fraction,
+        )
 
 
 class SharedNormalisationTrainer(DampenedTrainer):
@@ -298,14 +309,37 @@ class SharedNormalisationTrainer(DampenedTrainer):
 
 
 def train_yolo_partial(
-    data_yaml: Path, weights: str, out_model: Path, work_dir: Path, *, epochs: int, imgsz: int, batch: int,
-    device: Any = "auto", seed: int = 0, workers: int = 0, patience: int = 100, normalisation: str = "per_group",
-) -> float:  # fmt: skip
+    data_yaml: Path,
+    weights: str,
+    out_model: Path,
+    work_dir: Path,
+    *,
+    epochs: int,
+    imgsz: int,
+    batch: int,
+    device: Any = "auto",
+    seed: int = 0,
+    workers: int = 0,
+    patience: int = 100,
+    normalisation: str = "per_group",
+) -> float:
     """`pipelines.cycle.yolo_ops.train_yolo` with `DampenedTrainer`: label files may weigh boxes (6th column).
 
     ``normalisation``: ``per_group`` (Eq. 3) or ``shared`` (`WeightedDetectionLoss`)."""
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
     trainer = DampenedTrainer if normalisation == "per_group" else SharedNormalisationTrainer
-    return train_yolo(data_yaml, weights, out_model, work_dir, epochs=epochs, imgsz=imgsz, batch=batch, device=device,
-                      seed=seed, workers=workers, patience=patience, trainer=trainer)  # fmt: skip
+    return train_yolo(
+        data_yaml,
+        weights,
+        out_model,
+        work_dir,
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        seed=seed,
+        workers=workers,
+        patience=patience,
+        trainer=trainer,
+    )

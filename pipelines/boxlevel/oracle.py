@@ -70,8 +70,9 @@ def _answer_frame(
     out.loc[snapped, XYXY] = g[match[snapped]]
     out.loc[snapped, "iou"] = iou[np.flatnonzero(snapped), match[snapped]]
     same_class = out["class_id"].to_numpy(int) == np.where(snapped, g_cls[np.maximum(match, 0)] if len(g) else -1, -1)
-    out["outcome"] = np.where(~snapped, "rejected", np.where(same_class & (out["iou"] >= accept_iou), "accepted",
-                                                             "corrected"))  # fmt: skip
+    out["outcome"] = np.where(
+        ~snapped, "rejected", np.where(same_class & (out["iou"] >= accept_iou), "accepted", "corrected")
+    )
     out.loc[snapped, "class_id"] = g_cls[match[snapped]]
     out.loc[~snapped, "class_id"] = -1
     out["class_id"] = out["class_id"].astype(int)

@@ -55,8 +55,9 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def empty(columns: Sequence[str]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object if c in ("query_id", "frame_id", "outcome") else float)
-                         for c in columns})  # fmt: skip
+    return pd.DataFrame(
+        {c: pd.Series(dtype=object if c in ("query_id", "frame_id", "outcome") else float) for c in columns}
+    )
 
 
 def queries_from_selection(pool: ScoredPool, selection: Selection, cycle: int) -> pd.DataFrame:
@@ -65,14 +66,16 @@ def queries_from_selection(pool: ScoredPool, selection: Selection, cycle: int) -
     if not len(rows):
         return empty(QUERY_COLUMNS)
     xyxy = pool.box_xyxy[rows]
-    return pd.DataFrame({
-        "query_id": [f"{cycle}-{k}" for k in range(len(rows))],
-        "frame_id": pool.frame_ids[pool.box_image_index[rows]].astype(str),
-        **{c: xyxy[:, i].astype(float) for i, c in enumerate(XYXY)},
-        "class_id": pool.box_probs[rows].argmax(axis=1).astype(int),
-        "conf": pool.box_conf[rows].astype(float),
-        "cycle": cycle,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "query_id": [f"{cycle}-{k}" for k in range(len(rows))],
+            "frame_id": pool.frame_ids[pool.box_image_index[rows]].astype(str),
+            **{c: xyxy[:, i].astype(float) for i, c in enumerate(XYXY)},
+            "class_id": pool.box_probs[rows].argmax(axis=1).astype(int),
+            "conf": pool.box_conf[rows].astype(float),
+            "cycle": cycle,
+        }
+    )
 
 
 def covered_boxes(pool: ScoredPool, answers: pd.DataFrame, cover_iou: float = 0.5) -> np.ndarray:
@@ -102,8 +105,14 @@ def restrict(pool: ScoredPool, keep: np.ndarray) -> tuple[ScoredPool, np.ndarray
     rows = np.flatnonzero(keep)
     counts = np.bincount(pool.box_image_index[rows], minlength=pool.num_images)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    sub = replace(pool, box_offsets=offsets, box_xyxy=pool.box_xyxy[rows], box_conf=pool.box_conf[rows],
-                  box_probs=pool.box_probs[rows], box_embeddings=pool.box_embeddings[rows])  # fmt: skip
+    sub = replace(
+        pool,
+        box_offsets=offsets,
+        box_xyxy=pool.box_xyxy[rows],
+        box_conf=pool.box_conf[rows],
+        box_probs=pool.box_probs[rows],
+        box_embeddings=pool.box_embeddings[rows],
+    )
     return sub, rows
 
 
@@ -136,9 +145,16 @@ def noisy_boxes(
         rows = rows[_suppress(pool.box_xyxy[rows], pool.box_conf[rows], nms_iou)] if len(rows) else rows
         if len(rows):
             xyxy = pool.box_xyxy[rows].astype(float)
-            parts.append(pd.DataFrame({"frame_id": frame_id, **{c: xyxy[:, j] for j, c in enumerate(XYXY)},
-                                       "class_id": pool.box_probs[rows].argmax(axis=1).astype(int),
-                                       "conf": pool.box_conf[rows].astype(float)}))  # fmt: skip
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "frame_id": frame_id,
+                        **{c: xyxy[:, j] for j, c in enumerate(XYXY)},
+                        "class_id": pool.box_probs[rows].argmax(axis=1).astype(int),
+                        "conf": pool.box_conf[rows].astype(float),
+                    }
+                )
+            )
     return pd.concat(parts, ignore_index=True) if parts else empty(["frame_id", *XYXY, "class_id", "conf"])
 
 
@@ -152,7 +168,10 @@ def answered_frames(answers: pd.DataFrame, include_background: bool = True) -> l
 
 
 def training_boxes(
-    labeled: pd.DataFrame, answers: pd.DataFrame, noisy: pd.DataFrame, noisy_weight: float,
+    labeled: pd.DataFrame,
+    answers: pd.DataFrame,
+    noisy: pd.DataFrame,
+    noisy_weight: float,
     include_background: bool = True,
 ) -> pd.DataFrame:
     """The labels of one training set: ground truth of fully labeled frames and answered boxes
@@ -180,8 +199,14 @@ def labeling_cost(answers: pd.DataFrame) -> dict[str, int]:
     counts = answers["outcome"].value_counts() if not answers.empty else pd.Series(dtype=int)
     n = {o: int(counts.get(o, 0)) for o in OUTCOMES}
     queried = n["accepted"] + n["corrected"] + n["rejected"]
-    return {"boxes_queried": queried, "boxes_accepted": n["accepted"], "boxes_corrected": n["corrected"],
-            "boxes_rejected": n["rejected"], "boxes_drawn": n["drawn"], "boxes_cost": queried + n["drawn"]}  # fmt: skip
+    return {
+        "boxes_queried": queried,
+        "boxes_accepted": n["accepted"],
+        "boxes_corrected": n["corrected"],
+        "boxes_rejected": n["rejected"],
+        "boxes_drawn": n["drawn"],
+        "boxes_cost": queried + n["drawn"],
+    }
 
 
 def write_weighted_yolo_dataset(

@@ -29,9 +29,20 @@ def _device(value: Any) -> Any:
 
 
 def train_yolo(
-    data_yaml: Path, weights: str, out_model: Path, work_dir: Path, *, epochs: int, imgsz: int, batch: int,
-    device: Any = "auto", seed: int = 0, workers: int = 0, patience: int = 100, trainer: Any = None,
-) -> float:  # fmt: skip
+    data_yaml: Path,
+    weights: str,
+    out_model: Path,
+    work_dir: Path,
+    *,
+    epochs: int,
+    imgsz: int,
+    batch: int,
+    device: Any = "auto",
+    seed: int = 0,
+    workers: int = 0,
+    patience: int = 100,
+    trainer: Any = None,
+) -> float:
     """Fine-tune ``weights`` on ``data_yaml``; the last epoch's model replaces ``out_model`` atomically
     only when training finished. Returns the seconds it took. Validation runs once, on the final epoch.
     ``trainer``: an ultralytics trainer class instead of the default detection trainer."""
@@ -42,10 +53,23 @@ def train_yolo(
     model = YOLO(weights)
     model.add_callback("on_train_epoch_end", _log_epoch)
     model.train(
-        trainer=trainer, data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
-        device=_device(device), seed=seed, deterministic=True, project=str(work_dir.parent), name=work_dir.name,
-        exist_ok=True, val=False, plots=False, verbose=False, patience=patience,
-    )  # fmt: skip
+        trainer=trainer,
+        data=str(data_yaml),
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        workers=workers,
+        device=_device(device),
+        seed=seed,
+        deterministic=True,
+        project=str(work_dir.parent),
+        name=work_dir.name,
+        exist_ok=True,
+        val=False,
+        plots=False,
+        verbose=False,
+        patience=patience,
+    )
     out_model.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_model.with_name(f".{out_model.name}.tmp")
     shutil.copy2(Path(model.trainer.last), tmp)
@@ -60,17 +84,31 @@ def _log_epoch(trainer: Any) -> None:
 
 
 def validate_yolo(
-    model_path: Path, data_yaml: Path, names: tuple[str, ...], work_dir: Path, *, imgsz: int, batch: int = 16,
+    model_path: Path,
+    data_yaml: Path,
+    names: tuple[str, ...],
+    work_dir: Path,
+    *,
+    imgsz: int,
+    batch: int = 16,
     device: Any = "auto",
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """mAP50, mAP50-95 and per-class AP50-95 of a model on the `val` entry of ``data_yaml``."""
     disable_ultralytics_integrations()
     from ultralytics import YOLO
 
     result = YOLO(str(model_path)).val(
-        data=str(data_yaml), split="val", imgsz=imgsz, batch=batch, device=_device(device), plots=False,
-        verbose=False, project=str(work_dir.parent), name=work_dir.name, exist_ok=True,
-    )  # fmt: skip
+        data=str(data_yaml),
+        split="val",
+        imgsz=imgsz,
+        batch=batch,
+        device=_device(device),
+        plots=False,
+        verbose=False,
+        project=str(work_dir.parent),
+        name=work_dir.name,
+        exist_ok=True,
+    )
     per_class = {names[int(c)]: float(result.box.all_ap[i].mean()) for i, c in enumerate(result.box.ap_class_index)}
     return {
         "map50": float(result.box.map50),

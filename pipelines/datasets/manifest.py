@@ -149,9 +149,17 @@ class ManifestBuilder:
             return False
         self._ids.add(frame_id)
         self._frames.append(
-            {"frame_id": frame_id, "image": location, "width": int(width), "height": int(height),
-             "video": video, "frame": int(frame), "split": split, "meta": json.dumps(meta or {}, sort_keys=True)}
-        )  # fmt: skip
+            {
+                "frame_id": frame_id,
+                "image": location,
+                "width": int(width),
+                "height": int(height),
+                "video": video,
+                "frame": int(frame),
+                "split": split,
+                "meta": json.dumps(meta or {}, sort_keys=True),
+            }
+        )
         self._boxes.extend({"frame_id": frame_id, **b} for b in checked if b is not None)
         return True
 
@@ -190,9 +198,11 @@ class ManifestBuilder:
         if width > 0 and height > 0:
             outside = x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height
             crosses = (
-                x1 < -BORDER_TOLERANCE_PX or y1 < -BORDER_TOLERANCE_PX
-                or x2 > width + BORDER_TOLERANCE_PX or y2 > height + BORDER_TOLERANCE_PX
-            )  # fmt: skip
+                x1 < -BORDER_TOLERANCE_PX
+                or y1 < -BORDER_TOLERANCE_PX
+                or x2 > width + BORDER_TOLERANCE_PX
+                or y2 > height + BORDER_TOLERANCE_PX
+            )
             if self.clip_boxes and outside:
                 self.log.warn(f"{file}:{line}: box entirely outside the {width}x{height} image, dropped", "box dropped")
                 return None

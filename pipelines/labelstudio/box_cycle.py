@@ -52,15 +52,28 @@ def push_queries(
     for prediction in stale:  # a rerun of this cycle: replace, never duplicate
         ls.predictions.delete(id=prediction)
     asked = frames[frames["frame_id"].isin(set(queries["frame_id"]))]
-    sizes = {str(f): (int(w), int(h)) for f, w, h in zip(asked["frame_id"], asked["width"], asked["height"],
-                                                          strict=True)}  # fmt: skip
-    created = push_box_queries(ls, project, queries, sizes, region_schema(ls, project, class_names),
-                               model_version=version)  # fmt: skip
+    sizes = {
+        str(f): (int(w), int(h)) for f, w, h in zip(asked["frame_id"], asked["width"], asked["height"], strict=True)
+    }
+    created = push_box_queries(
+        ls, project, queries, sizes, region_schema(ls, project, class_names), model_version=version
+    )
     ls.projects.update(id=project, model_version=version, show_collab_predictions=True)
-    log.info("cycle %d: %d box queries on %d tasks of project %d (model version %s)", cycle, len(queries),
-             len(created), project, version)  # fmt: skip
-    return {"model_version": version, "boxes": len(queries), "frames": len(created), "replaced": len(stale),
-            "predictions": sorted(created.values())}  # fmt: skip
+    log.info(
+        "cycle %d: %d box queries on %d tasks of project %d (model version %s)",
+        cycle,
+        len(queries),
+        len(created),
+        project,
+        version,
+    )
+    return {
+        "model_version": version,
+        "boxes": len(queries),
+        "frames": len(created),
+        "replaced": len(stale),
+        "predictions": sorted(created.values()),
+    }
 
 
 def fetch_answers(params: dict[str, Any], queries: pd.DataFrame, class_names: list[str]) -> pd.DataFrame:
@@ -69,7 +82,9 @@ def fetch_answers(params: dict[str, Any], queries: pd.DataFrame, class_names: li
         return empty(ANSWER_COLUMNS)
     ls, project = _connect(params)
     schema = region_schema(ls, project, class_names)
-    parts = [fetch_box_answers(ls, project, group, schema, cycle=int(cycle))
-             for cycle, group in queries.groupby("cycle", sort=True)]  # fmt: skip
+    parts = [
+        fetch_box_answers(ls, project, group, schema, cycle=int(cycle))
+        for cycle, group in queries.groupby("cycle", sort=True)
+    ]
     parts = [p for p in parts if len(p)]
     return pd.concat(parts, ignore_index=True) if parts else empty(ANSWER_COLUMNS)

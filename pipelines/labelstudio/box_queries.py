@@ -60,27 +60,48 @@ def query_regions(queries: pd.DataFrame, width: int, height: int, schema: Region
     out = []
     for q in queries.itertuples(index=False):
         x, y = _pct(q.x1, width), _pct(q.y1, height)
-        out.append({
-            "id": region_id(str(q.query_id)), "from_name": schema.from_name, "to_name": schema.to_name,
-            "type": "rectanglelabels", "original_width": int(width), "original_height": int(height),
-            "image_rotation": 0,
-            "value": {"x": x, "y": y, "width": _pct(q.x2, width) - x, "height": _pct(q.y2, height) - y,
-                      "rotation": 0, "rectanglelabels": [schema.labels[int(q.class_id)]]},
-            "score": float(q.conf), "meta": {"text": [REVIEW_NOTE]},
-        })  # fmt: skip
+        out.append(
+            {
+                "id": region_id(str(q.query_id)),
+                "from_name": schema.from_name,
+                "to_name": schema.to_name,
+                "type": "rectanglelabels",
+                "original_width": int(width),
+                "original_height": int(height),
+                "image_rotation": 0,
+                "value": {
+                    "x": x,
+                    "y": y,
+                    "width": _pct(q.x2, width) - x,
+                    "height": _pct(q.y2, height) - y,
+                    "rotation": 0,
+                    "rectanglelabels": [schema.labels[int(q.class_id)]],
+                },
+                "score": float(q.conf),
+                "meta": {"text": [REVIEW_NOTE]},
+            }
+        )
     return out
 
 
 def query_prediction(
-    queries: pd.DataFrame, width: int, height: int, schema: RegionSchema, *, model_version: str,
+    queries: pd.DataFrame,
+    width: int,
+    height: int,
+    schema: RegionSchema,
+    *,
+    model_version: str,
     score: float | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The prediction of one task. ``score`` orders the Data Manager (lowest first); by default the
     confidence of the least confident query, so tasks with the most doubtful boxes come first."""
     if score is None:
         score = float(queries["conf"].min()) if len(queries) else 1.0
-    return {"result": query_regions(queries, width, height, schema), "score": float(score),
-            "model_version": model_version}  # fmt: skip
+    return {
+        "result": query_regions(queries, width, height, schema),
+        "score": float(score),
+        "model_version": model_version,
+    }
 
 
 def region_xyxy(region: dict[str, Any], width: int | None = None, height: int | None = None) -> np.ndarray:
@@ -99,8 +120,11 @@ def region_xyxy(region: dict[str, Any], width: int | None = None, height: int | 
 
 
 def _rectangles(annotation: dict[str, Any], schema: RegionSchema) -> list[dict[str, Any]]:
-    return [r for r in annotation.get("result") or []
-            if r.get("type") == "rectanglelabels" and r.get("from_name") == schema.from_name]  # fmt: skip
+    return [
+        r
+        for r in annotation.get("result") or []
+        if r.get("type") == "rectanglelabels" and r.get("from_name") == schema.from_name
+    ]
 
 
 def _match(regions: list[dict[str, Any]], boxes: np.ndarray, queries: pd.DataFrame, match_iou: float) -> dict[int, int]:
@@ -119,9 +143,17 @@ def _match(regions: list[dict[str, Any]], boxes: np.ndarray, queries: pd.DataFra
 
 
 def answers_from_annotation(
-    annotation: dict[str, Any], queries: pd.DataFrame, schema: RegionSchema, *, cycle: int, frame_id: str,
-    width: int | None = None, height: int | None = None, match_iou: float = 0.5, tolerance_px: float = 1.0,
-) -> pd.DataFrame:  # fmt: skip
+    annotation: dict[str, Any],
+    queries: pd.DataFrame,
+    schema: RegionSchema,
+    *,
+    cycle: int,
+    frame_id: str,
+    width: int | None = None,
+    height: int | None = None,
+    match_iou: float = 0.5,
+    tolerance_px: float = 1.0,
+) -> pd.DataFrame:
     """The answers (`ANSWER_COLUMNS`) in one task's annotation to its ``queries``; none for a skipped task."""
     if annotation.get("was_cancelled"):
         return empty(ANSWER_COLUMNS)
@@ -141,8 +173,17 @@ def answers_from_annotation(
             kept = region.get("origin") == "prediction" or (
                 cls == int(q["class_id"]) and np.abs(boxes[i] - query_box).max() <= tolerance_px
             )
-            rows.append(_row(str(q["query_id"]), frame_id, "accepted" if kept else "corrected", boxes[i], cls,
-                             float(iou_matrix(boxes[[i]], query_box)[0, 0]), cycle))  # fmt: skip
+            rows.append(
+                _row(
+                    str(q["query_id"]),
+                    frame_id,
+                    "accepted" if kept else "corrected",
+                    boxes[i],
+                    cls,
+                    float(iou_matrix(boxes[[i]], query_box)[0, 0]),
+                    cycle,
+                )
+            )
         else:
             rows.append(_row(f"drawn-{region.get('id', i)}", frame_id, "drawn", boxes[i], cls, 0.0, cycle))
     answered = set(matched.values())
@@ -153,6 +194,12 @@ def answers_from_annotation(
 
 
 def _row(query_id: str, frame_id: str, outcome: str, xyxy: np.ndarray, cls: int, iou: float, cycle: int) -> dict:
-    return {"query_id": query_id, "frame_id": frame_id, "outcome": outcome,
-            **{c: float(v) for c, v in zip(XYXY, xyxy, strict=True)}, "class_id": int(cls), "iou": iou,
-            "cycle": cycle}  # fmt: skip
+    return {
+        "query_id": query_id,
+        "frame_id": frame_id,
+        "outcome": outcome,
+        **{c: float(v) for c, v in zip(XYXY, xyxy, strict=True)},
+        "class_id": int(cls),
+        "iou": iou,
+        "cycle": cycle,
+    }

@@ -25,9 +25,14 @@ def task_ids_by_frame(ls: Any, project: int) -> dict[str, int]:
 
 
 def push_box_queries(
-    ls: Any, project: int, queries: pd.DataFrame, sizes: dict[str, tuple[int, int]], schema: RegionSchema,
-    *, model_version: str,
-) -> dict[str, int]:  # fmt: skip
+    ls: Any,
+    project: int,
+    queries: pd.DataFrame,
+    sizes: dict[str, tuple[int, int]],
+    schema: RegionSchema,
+    *,
+    model_version: str,
+) -> dict[str, int]:
     """One prediction per task with queries; returns frame_id -> prediction id. ``sizes``: frame_id -> (w, h)."""
     tasks = task_ids_by_frame(ls, project)
     missing = sorted(set(queries["frame_id"].astype(str)) - set(tasks))
@@ -44,8 +49,13 @@ def push_box_queries(
 
 
 def fetch_box_answers(
-    ls: Any, project: int, queries: pd.DataFrame, schema: RegionSchema, *, cycle: int,
-) -> pd.DataFrame:  # fmt: skip
+    ls: Any,
+    project: int,
+    queries: pd.DataFrame,
+    schema: RegionSchema,
+    *,
+    cycle: int,
+) -> pd.DataFrame:
     """Answers to ``queries`` from the latest annotation of each queried task (unannotated tasks: none)."""
     tasks = task_ids_by_frame(ls, project)
     parts = []

@@ -21,8 +21,15 @@ def connection(config: dict[str, Any]) -> tuple[str, str, int]:
     url = config.get("url") or os.environ.get("LABEL_STUDIO_URL")
     key = config.get("api_key") or os.environ.get("LABEL_STUDIO_API_KEY")
     project = config.get("project")
-    missing = [n for n, v in (("url (or LABEL_STUDIO_URL)", url), ("api_key (or LABEL_STUDIO_API_KEY)", key),
-                              ("project", project)) if not v]  # fmt: skip
+    missing = [
+        n
+        for n, v in (
+            ("url (or LABEL_STUDIO_URL)", url),
+            ("api_key (or LABEL_STUDIO_API_KEY)", key),
+            ("project", project),
+        )
+        if not v
+    ]
     if missing:
         raise ValueError(f"the Label Studio dataset needs {', '.join(missing)}")
     return str(url).rstrip("/"), str(key), int(project)  # type: ignore[arg-type]
@@ -59,18 +66,38 @@ def view_payload(cycle: int, strategy: str, threshold: float) -> dict[str, Any]:
             "items": [
                 {"filter": "filter:tasks:predictions_score", "operator": "less", "type": "Number", "value": threshold},
             ],
-        },  # fmt: skip
+        },
         "ordering": ["tasks:predictions_score"],
         "hiddenColumns": {"explore": HIDDEN_COLUMNS, "labeling": HIDDEN_COLUMNS},
     }
 
 
 # Data Manager columns an alod tab hides, so the image and the prediction score are in view
-HIDDEN_COLUMNS = [f"tasks:{c}" for c in (
-    "inner_id", "completed_at", "annotators", "annotations_results", "annotations_ids", "predictions_model_versions",
-    "predictions_results", "file_upload", "storage_filename", "created_at", "updated_at", "updated_by",
-    "avg_lead_time", "draft_exists", "comment_authors", "comment_count", "last_comment_updated_at",
-    "unresolved_comment_count", "cancelled_annotations", "total_predictions")]  # fmt: skip
+HIDDEN_COLUMNS = [
+    f"tasks:{c}"
+    for c in (
+        "inner_id",
+        "completed_at",
+        "annotators",
+        "annotations_results",
+        "annotations_ids",
+        "predictions_model_versions",
+        "predictions_results",
+        "file_upload",
+        "storage_filename",
+        "created_at",
+        "updated_at",
+        "updated_by",
+        "avg_lead_time",
+        "draft_exists",
+        "comment_authors",
+        "comment_count",
+        "last_comment_updated_at",
+        "unresolved_comment_count",
+        "cancelled_annotations",
+        "total_predictions",
+    )
+]
 
 
 def selection_threshold(scores: dict[int, float], selected_tasks: list[int]) -> float:
@@ -99,10 +126,12 @@ def write_splits(config: dict[str, Any], frames: pd.DataFrame) -> int:
             changed += 1
     view = {
         "title": TEST_TAB,
-        "filters": {"conjunction": "and", "items": [
-            {"filter": "filter:tasks:data.split", "operator": "equal", "type": "String", "value": "test"}]},
+        "filters": {
+            "conjunction": "and",
+            "items": [{"filter": "filter:tasks:data.split", "operator": "equal", "type": "String", "value": "test"}],
+        },
         "ordering": ["tasks:id"],
-    }  # fmt: skip
+    }
     if not any((v.data or {}).get("title") == TEST_TAB for v in ls.views.list(project=project)):
         ls.views.create(project=project, data=view)
     return changed

@@ -30,8 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-uri", help="a .pt file or models:/name/version|@alias (default: MODEL_URI / params)")
     parser.add_argument("--batch", type=int, help="tasks per batch (default: backend.push_batch)")
     parser.add_argument("--limit", type=int, help="stop after this many tasks (of those that need a prediction)")
-    parser.add_argument("--keep-project-version", action="store_true",
-                        help="do not set the project's model version to the one pushed")
+    parser.add_argument(
+        "--keep-project-version", action="store_true", help="do not set the project's model version to the one pushed"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,13 +53,24 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor.from_settings(settings, model_uri=args.model_uri, label_studio_url=url, api_key=api_key)
     client = LabelStudio(base_url=url, api_key=api_key, timeout=300)
     managed = settings.params["label_studio"]
-    summary = push(client, args.project, predictor, batch=batch, limit=args.limit,
-                   set_project_version=managed["set_model_version"] and not args.keep_project_version,
-                   live_queue=bool(managed["live_queue"]))  # fmt: skip
+    summary = push(
+        client,
+        args.project,
+        predictor,
+        batch=batch,
+        limit=args.limit,
+        set_project_version=managed["set_model_version"] and not args.keep_project_version,
+        live_queue=bool(managed["live_queue"]),
+    )
     log.info(
         "project %d: %d tasks, %d already had %s, %d predicted, %d errors in %.1f s",
-        args.project, summary["tasks"], summary["skipped"], summary["model_version"], summary["predicted"],
-        summary["errors"], summary["seconds"],
+        args.project,
+        summary["tasks"],
+        summary["skipped"],
+        summary["model_version"],
+        summary["predicted"],
+        summary["errors"],
+        summary["seconds"],
     )
     # a broken image is logged and counted, not fatal; nothing usable at all is (wrong URL, key or storage)
     return 1 if summary["errors"] and not summary["predicted"] and not summary["skipped"] else 0
@@ -94,8 +106,12 @@ def push(
         if result.model_version != version:
             raise RuntimeError(f"the model changed from {version} to {result.model_version} during the push")
         requests_ = [
-            PredictionRequest(task=task["id"], result=p["result"], model_version=p["model_version"],
-                              score=task_scores[task["id"]] if task_scores is not None else p["score"])
+            PredictionRequest(
+                task=task["id"],
+                result=p["result"],
+                model_version=p["model_version"],
+                score=task_scores[task["id"]] if task_scores is not None else p["score"],
+            )
             for task, p in zip(pending, result.results, strict=True)
             if "result" in p
         ]

@@ -137,7 +137,6 @@ def score_frames(
     return summary
 
 
-
 def _load(records: list[FrameRecord]) -> list[tuple[FrameRecord, np.ndarray | None]]:
     loaded: list[tuple[FrameRecord, np.ndarray | None]] = []
     for record in records:
@@ -176,5 +175,3 @@ def _load_and_score(
     detector: Detector, records: list[FrameRecord], conf: float, tta_flip: bool, radius: int | None
 ) -> list[FrameRecord]:
     return score_batch(detector, _load(records), conf, tta_flip, radius)
-
-

@@ -66,12 +66,20 @@ def test_set(params: dict[str, Any], layout: CycleLayout, manifest: Manifest) ->
 def evaluate_model(params: dict[str, Any], layout: CycleLayout, manifest: Manifest) -> dict[str, Any]:
     frames, boxes = test_set(params, layout, manifest)
     data_yaml = write_yolo_dataset(
-        layout.model.parent / "eval_set", manifest.labels.names, {"val": frames}, boxes, layout.root,
-    )  # fmt: skip
+        layout.model.parent / "eval_set",
+        manifest.labels.names,
+        {"val": frames},
+        boxes,
+        layout.root,
+    )
     quality = validate_yolo(
-        layout.model / "model.pt", data_yaml, manifest.labels.names, layout.model.parent / "eval_runs" / "val",
-        imgsz=int(params["model"]["imgsz"]), device=params.get("train", {}).get("device", "auto"),
-    )  # fmt: skip
+        layout.model / "model.pt",
+        data_yaml,
+        manifest.labels.names,
+        layout.model.parent / "eval_runs" / "val",
+        imgsz=int(params["model"]["imgsz"]),
+        device=params.get("train", {}).get("device", "auto"),
+    )
     return {**quality, "test_frames": len(frames)}
 
 
@@ -121,18 +129,30 @@ def run(args: argparse.Namespace) -> int:
     cost = cost_metrics(int(trained["frames"]), int(trained["boxes"]), quality["map50_95"], params.get("budget", {}))
     if "boxes_cost" in trained:  # box mode: cost in boxes touched
         cost.update(box_mode.cost_metrics(trained, params.get("budget", {})))
-    metrics = {"cycle": cycle, "map50": quality["map50"], "map50_95": quality["map50_95"], **cost,
-               "test_frames": quality["test_frames"]}  # fmt: skip
+    metrics = {
+        "cycle": cycle,
+        "map50": quality["map50"],
+        "map50_95": quality["map50_95"],
+        **cost,
+        "test_frames": quality["test_frames"],
+    }
     if "lead_time_s" in trained:
         metrics["lead_time_s"] = trained["lead_time_s"]
     version = tracking.register_model(params, run_id, layout.model, cycle, quality["map50_95"])
     registered = {"registered_model": tracking.registered_model_name(params), "model_version": version}
-    write_json(layout.metrics / "eval.json",
-               {**metrics, "per_class_ap50_95": quality["per_class_ap50_95"], **registered})  # fmt: skip
+    write_json(
+        layout.metrics / "eval.json", {**metrics, "per_class_ap50_95": quality["per_class_ap50_95"], **registered}
+    )
     history = update_history(layout.history, metrics)
     _log_to_mlflow(run_id, metrics, quality, history, layout, version)
-    log.info("cycle %d: mAP50 %.3f, mAP50-95 %.3f on %d test frames; model version %s",
-             cycle, quality["map50"], quality["map50_95"], quality["test_frames"], version)  # fmt: skip
+    log.info(
+        "cycle %d: mAP50 %.3f, mAP50-95 %.3f on %d test frames; model version %s",
+        cycle,
+        quality["map50"],
+        quality["map50_95"],
+        quality["test_frames"],
+        version,
+    )
     return 0
 
 

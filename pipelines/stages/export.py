@@ -62,9 +62,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _box_answers(
-    params: dict[str, Any], layout: CycleLayout, source: str, frames: pd.DataFrame, boxes: pd.DataFrame,
-    cycle: int, extra: dict,
-) -> tuple[pd.DataFrame, pd.DataFrame, int, dict]:  # fmt: skip
+    params: dict[str, Any],
+    layout: CycleLayout,
+    source: str,
+    frames: pd.DataFrame,
+    boxes: pd.DataFrame,
+    cycle: int,
+    extra: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame, int, dict]:
     """Box mode: every box answer so far into the snapshot. Fully labeled frames stay ``labeled_frames``;
     frames asked about box by box are not (their annotations are read as answers). An answer once read
     is kept: a task queried again later gets a new annotation that no longer shows the earlier regions."""
@@ -92,11 +97,14 @@ def _from_label_studio(params: dict[str, Any], layout: CycleLayout) -> tuple[pd.
     pool = manifest.frames["split"] == params.get("score", {}).get("split", "train")
     labeled = manifest.frames[pool & meta.map(lambda m: bool(m.get("annotated")))]
     labeled_meta = meta[labeled.index]
-    frames = pd.DataFrame({
-        "frame_id": labeled["frame_id"], "cycle": -1,
-        "task_id": labeled_meta.map(lambda m: m.get("ls_task_id")),
-        "annotation_id": labeled_meta.map(lambda m: m.get("ls_annotation_id")),
-    }).reset_index(drop=True)  # fmt: skip
+    frames = pd.DataFrame(
+        {
+            "frame_id": labeled["frame_id"],
+            "cycle": -1,
+            "task_id": labeled_meta.map(lambda m: m.get("ls_task_id")),
+            "annotation_id": labeled_meta.map(lambda m: m.get("ls_annotation_id")),
+        }
+    ).reset_index(drop=True)
     if frames.empty:
         raise ValueError(f"the Label Studio project of dataset {name!r} has no annotated {pool.name} tasks yet")
     history = layout.history / HISTORY_FILE

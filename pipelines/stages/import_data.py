@@ -34,8 +34,12 @@ def run(args: argparse.Namespace) -> int:
     if auto and needs_split(manifest.frames):
         fractions = float(auto["val"]), float(auto["test"])
         manifest.frames["split"] = hash_split(manifest.frames, *fractions, seed=int(auto["seed"]))
-        log.info("%s brings no split: a deterministic one by hash (dataset.auto_split %s): %s", name, auto,
-                 manifest.frames["split"].value_counts().to_dict())  # fmt: skip
+        log.info(
+            "%s brings no split: a deterministic one by hash (dataset.auto_split %s): %s",
+            name,
+            auto,
+            manifest.frames["split"].value_counts().to_dict(),
+        )
         if known[name].get("format") == "labelstudio" and known[name].get("project"):
             from pipelines.labelstudio.project import write_splits
 

@@ -69,10 +69,18 @@ def _push_boxes(params: dict[str, Any], layout: CycleLayout, cycle: int, sink: s
         return push_queries(params, cycle, queries, manifest.frames, list(manifest.labels.names))
     answers = box_mode.oracle_answers(layout, manifest, queries, params, cycle)
     outcomes = answers["outcome"].value_counts().to_dict()
-    log.info("cycle %d: the box oracle answered %d queries on %d frames: %s", cycle, len(answers),
-             answers["frame_id"].nunique(), outcomes)  # fmt: skip
-    return {"boxes": len(answers), "frames": int(answers["frame_id"].nunique()),
-            **{f"boxes_{o}": int(n) for o, n in outcomes.items()}}  # fmt: skip
+    log.info(
+        "cycle %d: the box oracle answered %d queries on %d frames: %s",
+        cycle,
+        len(answers),
+        answers["frame_id"].nunique(),
+        outcomes,
+    )
+    return {
+        "boxes": len(answers),
+        "frames": int(answers["frame_id"].nunique()),
+        **{f"boxes_{o}": int(n) for o, n in outcomes.items()},
+    }
 
 
 def _to_label_studio(params: dict[str, Any], layout: CycleLayout, cycle: int, selection: pd.DataFrame) -> dict:
@@ -96,16 +104,35 @@ def _to_label_studio(params: dict[str, Any], layout: CycleLayout, cycle: int, se
         settings = replace(settings, local_files_document_root=resolve_path(params, config["document_root"]))
     predictor = Predictor.from_settings(settings, model_uri=model_uri, label_studio_url=url, api_key=key)
     managed = params["label_studio"]
-    pushed = push_predictions(ls, project, predictor, batch=int(params["backend"]["push_batch"]), task_scores=scores,
-                              set_project_version=bool(managed["set_model_version"]),
-                              live_queue=bool(managed["live_queue"]))  # fmt: skip
+    pushed = push_predictions(
+        ls,
+        project,
+        predictor,
+        batch=int(params["backend"]["push_batch"]),
+        task_scores=scores,
+        set_project_version=bool(managed["set_model_version"]),
+        live_queue=bool(managed["live_queue"]),
+    )
     payload = lsp.view_payload(cycle, params["strategy"]["name"], lsp.selection_threshold(scores, selected))
     existing = [v for v in ls.views.list(project=project) if (v.data or {}).get("title") == payload["title"]]
     if existing:
         view = ls.views.update(id=existing[0].id, data=payload)
     else:
         view = ls.views.create(project=project, data=payload)
-    log.info("cycle %d: %d predictions (%s) pushed to project %d; tab %r lists the %d selected tasks",
-             cycle, pushed["predicted"], pushed["model_version"], project, payload["title"], len(selected))  # fmt: skip
-    return {"predicted": pushed["predicted"], "skipped": pushed["skipped"], "errors": pushed["errors"],
-            "model_version": pushed["model_version"], "view": view.id, "selected_tasks": selected}  # fmt: skip
+    log.info(
+        "cycle %d: %d predictions (%s) pushed to project %d; tab %r lists the %d selected tasks",
+        cycle,
+        pushed["predicted"],
+        pushed["model_version"],
+        project,
+        payload["title"],
+        len(selected),
+    )
+    return {
+        "predicted": pushed["predicted"],
+        "skipped": pushed["skipped"],
+        "errors": pushed["errors"],
+        "model_version": pushed["model_version"],
+        "view": view.id,
+        "selected_tasks": selected,
+    }

@@ -29,8 +29,16 @@ def run(args: argparse.Namespace) -> int:
         log.info("annotation store %s already holds answers; nothing to do (--force starts over)", layout.annotations)
         return 0
     if args.force:
-        for folder in (layout.annotations, layout.snapshot, layout.model, layout.history, layout.selection,
-                       layout.metrics, layout.push, layout.scores):  # fmt: skip
+        for folder in (
+            layout.annotations,
+            layout.snapshot,
+            layout.model,
+            layout.history,
+            layout.selection,
+            layout.metrics,
+            layout.push,
+            layout.scores,
+        ):
             shutil.rmtree(folder, ignore_errors=True)
     manifest = Manifest.load(layout.manifest)
     count = args.frames or int(params["cycle"]["initial_frames"])

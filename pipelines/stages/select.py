@@ -35,8 +35,9 @@ def cycle_state(layout: CycleLayout, pool: ScoredPool, cycle: int) -> CycleState
     counts = np.bincount(boxes["class_id"].astype(int), minlength=pool.num_classes)[: pool.num_classes]
     blocked_by_cycle = read_json(layout.selection / "blocked.json", {})
     blocked = {f for c, ids in blocked_by_cycle.items() if int(c) < cycle for f in ids}
-    return CycleState(cycle=cycle, labeled=frozenset(labeled["frame_id"]), labeled_class_counts=counts,
-                      blocked=frozenset(blocked))  # fmt: skip
+    return CycleState(
+        cycle=cycle, labeled=frozenset(labeled["frame_id"]), labeled_class_counts=counts, blocked=frozenset(blocked)
+    )
 
 
 CLOSE_WINDOW = 5  # frames: how near two picks of one video count as near-duplicates when dt1 is not set
@@ -52,13 +53,16 @@ def near_duplicate_picks(pool: ScoredPool, indices: np.ndarray, dt1: int) -> dic
 
 
 def selection_table(pool: ScoredPool, selection: Selection, budget: Budget) -> pd.DataFrame:
-    predicted = np.bincount(pool.box_image_index[pool.box_conf >= budget.box_conf_threshold],
-                            minlength=pool.num_images)  # fmt: skip
+    predicted = np.bincount(pool.box_image_index[pool.box_conf >= budget.box_conf_threshold], minlength=pool.num_images)
     idx = selection.indices
-    return pd.DataFrame({
-        "rank": np.arange(1, len(idx) + 1), "frame_id": pool.frame_ids[idx].astype(str),
-        "value": selection.values, "predicted_boxes": predicted[idx],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(idx) + 1),
+            "frame_id": pool.frame_ids[idx].astype(str),
+            "value": selection.values,
+            "predicted_boxes": predicted[idx],
+        }
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
     full_pool, answers = pool, box_mode.snapshot_answers(layout) if box_mode.enabled(params) else None
     if answers is not None:  # box mode: boxes an earlier answer covers are not asked again
         pool = box_mode.open_pool(full_pool, answers, params)
-    selection = select(strategy["name"], pool, budget, state, seed=int(params.get("seed", 0)) + cycle,
-                       **(strategy.get("params") or {}))  # fmt: skip
+    selection = select(
+        strategy["name"], pool, budget, state, seed=int(params.get("seed", 0)) + cycle, **(strategy.get("params") or {})
+    )
     box_summary = {}
     if answers is not None:
         queries = box_mode.write_queries(layout, pool, selection, cycle)
@@ -87,17 +92,28 @@ def run(args: argparse.Namespace) -> int:
     blocked = read_json(layout.selection / "blocked.json", {})
     blocked[str(cycle)] = sorted(selection.blocked)
     write_json(layout.selection / "blocked.json", blocked)
-    summary = {"cycle": cycle, "strategy": strategy["name"], "frames": len(table),
-               "predicted_boxes": int(table["predicted_boxes"].sum()), "pool": pool.num_images,
-               "selectable": int(state.selectable_mask(pool).sum()),
-               **near_duplicate_picks(pool, selection.indices, int(temporal.get("dt1") or 0))}  # fmt: skip
+    summary = {
+        "cycle": cycle,
+        "strategy": strategy["name"],
+        "frames": len(table),
+        "predicted_boxes": int(table["predicted_boxes"].sum()),
+        "pool": pool.num_images,
+        "selectable": int(state.selectable_mask(pool).sum()),
+        **near_duplicate_picks(pool, selection.indices, int(temporal.get("dt1") or 0)),
+    }
     summary.update(box_summary)
     write_json(layout.selection / "selection.json", summary)
     _log_to_mlflow(params, layout, summary)
     if box_summary:
         log.info("cycle %d: box_level queries %d boxes on %d frames", cycle, box_summary["boxes"], summary["frames"])
-    log.info("cycle %d: %s picked %d frames (%d predicted boxes) of %d selectable",
-             cycle, strategy["name"], summary["frames"], summary["predicted_boxes"], summary["selectable"])  # fmt: skip
+    log.info(
+        "cycle %d: %s picked %d frames (%d predicted boxes) of %d selectable",
+        cycle,
+        strategy["name"],
+        summary["frames"],
+        summary["predicted_boxes"],
+        summary["selectable"],
+    )
     return 0
 
 

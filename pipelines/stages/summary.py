@@ -30,8 +30,11 @@ def run(args: argparse.Namespace) -> int:
     print(history[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     picked = read_json(CycleLayout.from_params(params).selection / "selection.json")
     if picked:
-        print(f"\nqueries of cycle {picked['cycle']} ({picked['strategy']}): {picked['frames']} frames, "
-              f"{picked['predicted_boxes']} predicted boxes", end="")
+        print(
+            f"\nqueries of cycle {picked['cycle']} ({picked['strategy']}): {picked['frames']} frames, "
+            f"{picked['predicted_boxes']} predicted boxes",
+            end="",
+        )
         if "boxes" in picked:
             print(f", {picked['boxes']} boxes queried", end="")
         if picked.get("close_window"):

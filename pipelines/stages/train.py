@@ -70,8 +70,13 @@ def training_set(params: dict[str, Any], layout: CycleLayout, manifest: Manifest
     train = frames[frames["frame_id"].isin(set(labeled["frame_id"]))]
     cfg = params.get("train", {})
     val = validation_frames(frames, train, cfg.get("val_split", "val"), cfg.get("val_limit"))
-    return write_yolo_dataset(layout.model.parent / "train_set", manifest.labels.names, {"train": train, "val": val},
-                              training_boxes(labeled_boxes, manifest, train, val), layout.root)  # fmt: skip
+    return write_yolo_dataset(
+        layout.model.parent / "train_set",
+        manifest.labels.names,
+        {"train": train, "val": val},
+        training_boxes(labeled_boxes, manifest, train, val),
+        layout.root,
+    )
 
 
 def training_boxes(
@@ -97,8 +102,9 @@ def box_training_set(
     val = validation_frames(frames, train, cfg.get("val_split", "val"), cfg.get("val_limit"))
     val_only = val.loc[~val["frame_id"].isin(set(train["frame_id"])), "frame_id"]
     labels = pd.concat([boxes, manifest.boxes_of(val_only).assign(weight=1.0)], ignore_index=True)
-    data_yaml = write_weighted_yolo_dataset(layout.model.parent / "train_set", manifest.labels.names,
-                                            {"train": train, "val": val}, labels, layout.root)  # fmt: skip
+    data_yaml = write_weighted_yolo_dataset(
+        layout.model.parent / "train_set", manifest.labels.names, {"train": train, "val": val}, labels, layout.root
+    )
     return data_yaml, train_yolo_partial, box_mode.train_record(snapshot, len(train), boxes)
 
 
@@ -121,16 +127,29 @@ def run(args: argparse.Namespace) -> int:
     log.info("cycle %d: training on %d frames from %s", cycle, record["frames"], weights)
 
     seconds = trainer(
-        data_yaml, weights, layout.model / "model.pt", layout.model.parent / "train_runs" / f"cycle-{cycle}",
-        epochs=int(cfg.get("epochs", 3)), imgsz=int(params["model"]["imgsz"]), batch=int(cfg.get("batch", 16)),
-        device=cfg.get("device", "auto"), seed=int(params.get("seed", 0)), workers=int(cfg.get("workers", 0)),
+        data_yaml,
+        weights,
+        layout.model / "model.pt",
+        layout.model.parent / "train_runs" / f"cycle-{cycle}",
+        epochs=int(cfg.get("epochs", 3)),
+        imgsz=int(params["model"]["imgsz"]),
+        batch=int(cfg.get("batch", 16)),
+        device=cfg.get("device", "auto"),
+        seed=int(params.get("seed", 0)),
+        workers=int(cfg.get("workers", 0)),
         patience=int(cfg.get("patience", 100)),
-    )  # fmt: skip
+    )
     write_json(
         layout.model / "train.json",
-        {"cycle": cycle, "run_id": run_id, "warm_start": weights, "seconds": round(seconds, 1), **record,
-         **({"lead_time_s": snapshot["lead_time_s"]} if "lead_time_s" in snapshot else {})},
-    )  # fmt: skip
+        {
+            "cycle": cycle,
+            "run_id": run_id,
+            "warm_start": weights,
+            "seconds": round(seconds, 1),
+            **record,
+            **({"lead_time_s": snapshot["lead_time_s"]} if "lead_time_s" in snapshot else {}),
+        },
+    )
     _log_params(params, run_id, layout, cycle, weights, seconds)
     log.info("cycle %d: trained in %.0f s -> %s", cycle, seconds, layout.model / "model.pt")
     return 0
@@ -141,13 +160,18 @@ def _log_params(params: dict[str, Any], run_id: str, layout: CycleLayout, cycle:
 
     client = MlflowClient()
     flat = {
-        "cycle": cycle, "dataset": params["dataset"]["name"], "strategy": params["strategy"]["name"],
-        "seed": params.get("seed", 0), "imgsz": params["model"]["imgsz"], "warm_start_from": weights,
-        "git_commit": _git_commit(layout.root), "snapshot_md5": _snapshot_md5(layout.snapshot),
+        "cycle": cycle,
+        "dataset": params["dataset"]["name"],
+        "strategy": params["strategy"]["name"],
+        "seed": params.get("seed", 0),
+        "imgsz": params["model"]["imgsz"],
+        "warm_start_from": weights,
+        "git_commit": _git_commit(layout.root),
+        "snapshot_md5": _snapshot_md5(layout.snapshot),
         **{f"strategy.{k}": v for k, v in (params["strategy"].get("params") or {}).items()},
         **{f"budget.{k}": v for k, v in (params.get("budget") or {}).items()},
         **{f"train.{k}": v for k, v in (params.get("train") or {}).items()},
-    }  # fmt: skip
+    }
     for key, value in flat.items():
         client.log_param(run_id, key, str(value)[:500])
     client.log_metric(run_id, "train_seconds", seconds)

@@ -122,9 +122,11 @@ def _pip(python: Path, *args: str) -> None:
 def _installed(python: Path) -> tuple[str | None, str | None]:
     if not python.exists():
         return None, None
-    code = ("import importlib.metadata as m\n"
-            "def v(n):\n    try:\n        return m.version(n)\n    except m.PackageNotFoundError:\n        return ''\n"
-            "print(v('label-studio'), v('moto'))")
+    code = (
+        "import importlib.metadata as m\n"
+        "def v(n):\n    try:\n        return m.version(n)\n    except m.PackageNotFoundError:\n        return ''\n"
+        "print(v('label-studio'), v('moto'))"
+    )
     result = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
     parts = result.stdout.split() if result.returncode == 0 else []
     return (parts[0], parts[1]) if len(parts) == 2 else (parts[0] if parts else None, None)
@@ -154,8 +156,12 @@ def _start_ls(exe: Path, data_dir: Path, document_root: Path, port: int, log: Pa
     cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "-p", str(port)]
     with open(log, "ab") as out:
         return subprocess.Popen(
-            cmd, env=_ls_env(data_dir, document_root), stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=data_dir,
+            cmd,
+            env=_ls_env(data_dir, document_root),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=data_dir,
         )
 
 
@@ -171,8 +177,12 @@ def _ls_template(exe: Path, document_root: Path) -> Path:
         proc = _start_ls(exe, building, document_root, port, building.parent / "template-build.log")
         try:
             wait_http(f"http://127.0.0.1:{port}/health", 300, proc)
-            wait_http(f"http://127.0.0.1:{port}/api/projects", 60, proc,
-                      ok=lambda r: requests.get(r.url, headers={"Authorization": f"Token {LS_TOKEN}"}).ok)
+            wait_http(
+                f"http://127.0.0.1:{port}/api/projects",
+                60,
+                proc,
+                ok=lambda r: requests.get(r.url, headers={"Authorization": f"Token {LS_TOKEN}"}).ok,
+            )
         finally:
             stop(proc)
         building.rename(template)
@@ -193,8 +203,12 @@ class LabelStudioServer:
 
     def upload(self, project: int, path: Path) -> None:
         with open(path, "rb") as f:
-            r = requests.post(f"{self.url}/api/projects/{project}/import", files={"file": (path.name, f)},
-                              headers={"Authorization": f"Token {self.token}"}, timeout=60)
+            r = requests.post(
+                f"{self.url}/api/projects/{project}/import",
+                files={"file": (path.name, f)},
+                headers={"Authorization": f"Token {self.token}"},
+                timeout=60,
+            )
         r.raise_for_status()
 
 
@@ -252,8 +266,9 @@ def start_backend(tmp: Path, extra_env: dict[str, str], *, wait_model: bool = Tr
     log = tmp / "gunicorn.log"
     cmd = [sys.executable, "-m", "gunicorn", "-c", "backend/gunicorn_conf.py", "backend.app:create_app()"]
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         if wait_model:
@@ -360,8 +375,13 @@ def s3_server(
     tmp = tmp_path_factory.mktemp("s3")
     port = free_port()
     with open(tmp / "moto.log", "ab") as out:
-        proc = subprocess.Popen([str(LS_VENV / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp)
+        proc = subprocess.Popen(
+            [str(LS_VENV / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=tmp,
+        )
     server = S3Server(f"http://127.0.0.1:{port}", "alod", "images")
     try:
         wait_http(f"{server.endpoint}/moto-api/", 60, proc)
@@ -372,8 +392,11 @@ def s3_server(
             "s3.create_bucket(Bucket='alod')\n"
             "s3.upload_file(sys.argv[2], 'alod', 'images/' + sys.argv[2].rsplit('/', 1)[-1])\n"
         )
-        subprocess.run([str(LS_VENV / "bin" / "python"), "-c", upload, server.endpoint,
-                        str(coco_dir / S3_IMAGE)], check=True, timeout=60)
+        subprocess.run(
+            [str(LS_VENV / "bin" / "python"), "-c", upload, server.endpoint, str(coco_dir / S3_IMAGE)],
+            check=True,
+            timeout=60,
+        )
         yield server
     finally:
         stop(proc)

@@ -50,8 +50,9 @@ def test_predict_works_before_setup_and_answers_each_task(http, rect_config, coc
 
 
 def test_setup_reports_the_version_predictions_carry(http, rect_config):
-    version = http.post("/setup", json={"project": "1.1700000000", "schema": rect_config, "hostname": "http://x",
-                                        "access_token": "t"}).json["model_version"]
+    version = http.post(
+        "/setup", json={"project": "1.1700000000", "schema": rect_config, "hostname": "http://x", "access_token": "t"}
+    ).json["model_version"]
     assert version == http.get("/versions").json["versions"][0]
     assert re.fullmatch(r"yolo11n-coco\.pt@[0-9a-f]{8}", version)
 

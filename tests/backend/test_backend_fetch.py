@@ -100,7 +100,9 @@ def test_a_slow_server_cannot_hold_a_worker_past_the_timeout():
     try:
         started = time.monotonic()
         with pytest.raises(ImageLoadError, match="cannot read the image at this URL"):
-            ImageFetcher(timeout=1.0, allowed_hosts=LOOPBACK).load(f"http://127.0.0.1:{server.server_address[1]}/slow.jpg")
+            ImageFetcher(timeout=1.0, allowed_hosts=LOOPBACK).load(
+                f"http://127.0.0.1:{server.server_address[1]}/slow.jpg"
+            )
         assert time.monotonic() - started < 3
     finally:
         server.shutdown()

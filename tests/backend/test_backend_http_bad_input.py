@@ -33,8 +33,15 @@ def good_task(file_server) -> dict:
         (b'{"tasks": [], "label_config": "<View><Image name=\\"i\\" value=\\"$i\\"/></View>"}', 400, "RectangleLabels"),
         (b'{"tasks": [], "label_config": "<View><Image"}', 400, "cannot be parsed"),
     ],
-    ids=["malformed-json", "not-an-object", "no-tasks", "tasks-not-a-list", "no-label-config", "no-rectanglelabels",
-         "broken-xml"],
+    ids=[
+        "malformed-json",
+        "not-an-object",
+        "no-tasks",
+        "tasks-not-a-list",
+        "no-label-config",
+        "no-rectanglelabels",
+        "broken-xml",
+    ],
 )
 def test_malformed_requests_get_400_with_a_message(backend_server, body, status, message):
     r = post(backend_server, "/predict", data=body, headers={"Content-Type": "application/json"})
@@ -77,9 +84,20 @@ def test_an_oversized_body_is_refused(backend_server):
         ("ftp://example.com/a.jpg", "unsupported image reference"),
         (12345, "not a string"),
     ],
-    ids=["no-image-field", "unreachable", "http-404", "not-an-image", "too-many-bytes", "too-many-pixels",
-         "bad-base64", "data-url-not-an-image", "data-url-without-comma", "missing-upload", "unsupported-scheme",
-         "not-a-string"],
+    ids=[
+        "no-image-field",
+        "unreachable",
+        "http-404",
+        "not-an-image",
+        "too-many-bytes",
+        "too-many-pixels",
+        "bad-base64",
+        "data-url-not-an-image",
+        "data-url-without-comma",
+        "missing-upload",
+        "unsupported-scheme",
+        "not-a-string",
+    ],
 )
 def test_a_bad_task_gets_a_per_task_error_and_the_rest_of_the_batch_succeeds(
     backend_server, file_server, rect_config, good_task, image, reason
@@ -141,10 +159,22 @@ def test_basic_auth_guards_every_endpoint_but_health(auth_backend, auth, status)
 def test_label_studio_connects_with_basic_auth_and_fails_without(label_studio, auth_backend, rect_config):
     ls = label_studio.client()
     project = ls.projects.create(title="alod basic auth", label_config=rect_config)
-    good = ls.ml.create(url=auth_backend.url, project=project.id, title="ok", auth_method="BASIC_AUTH",
-                        basic_auth_user="labeler", basic_auth_pass="s3cret")
+    good = ls.ml.create(
+        url=auth_backend.url,
+        project=project.id,
+        title="ok",
+        auth_method="BASIC_AUTH",
+        basic_auth_user="labeler",
+        basic_auth_pass="s3cret",
+    )
     assert good.readable_state == "Connected", good.error_message
     with pytest.raises(ApiError) as refused:
-        ls.ml.create(url=auth_backend.url, project=project.id, title="bad", auth_method="BASIC_AUTH",
-                     basic_auth_user="labeler", basic_auth_pass="nope")
+        ls.ml.create(
+            url=auth_backend.url,
+            project=project.id,
+            title="bad",
+            auth_method="BASIC_AUTH",
+            basic_auth_user="labeler",
+            basic_auth_pass="nope",
+        )
     assert "401" in str(refused.value.body)

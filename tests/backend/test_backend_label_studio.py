@@ -47,9 +47,17 @@ def project(label_studio, backend_server, file_server, s3_server, shared, rect_c
     ls.import_storage.local.sync(id=storage.id)
     label_studio.upload(p.id, shared / "data" / COCO / UPLOADED)
     s3 = ls.import_storage.s3.create(
-        project=p.id, bucket=s3_server.bucket, prefix=s3_server.prefix, regex_filter=r".*\.jpg", use_blob_urls=True,
-        presign=True, s3endpoint=s3_server.endpoint, aws_access_key_id="test", aws_secret_access_key="test",
-        region_name="us-east-1", title="s3",
+        project=p.id,
+        bucket=s3_server.bucket,
+        prefix=s3_server.prefix,
+        regex_filter=r".*\.jpg",
+        use_blob_urls=True,
+        presign=True,
+        s3endpoint=s3_server.endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+        title="s3",
     )
     ls.import_storage.s3.sync(id=s3.id)
     ls.projects.import_tasks(
@@ -116,18 +124,31 @@ def test_stored_boxes_match_ultralytics_predict_with_labels_mapped(project, retr
     conf = params["detector"]["conf_predict"]
     for task_id, prediction in retrieved.items():
         path = source_file(project["tasks"][task_id], shared, file_server.url)
-        result = model.predict(str(path), imgsz=params["model"]["imgsz"], conf=conf, iou=params["detector"]["iou"],
-                               max_det=params["detector"]["max_det"], verbose=False)[0]
+        result = model.predict(
+            str(path),
+            imgsz=params["model"]["imgsz"],
+            conf=conf,
+            iou=params["detector"]["iou"],
+            max_det=params["detector"]["max_det"],
+            verbose=False,
+        )[0]
         h, w = result.orig_shape
         expected = []
-        for (x1, y1, x2, y2), c, k in zip(result.boxes.xyxy.tolist(), result.boxes.conf.tolist(),
-                                          result.boxes.cls.tolist(), strict=True):
+        for (x1, y1, x2, y2), c, k in zip(
+            result.boxes.xyxy.tolist(), result.boxes.conf.tolist(), result.boxes.cls.tolist(), strict=True
+        ):
             label = mapping.get(result.names[int(k)])
             if label:
                 expected.append((label, 100 * x1 / w, 100 * y1 / h, 100 * (x2 - x1) / w, 100 * (y2 - y1) / h, c))
         stored = [
-            (r["value"]["rectanglelabels"][0], r["value"]["x"], r["value"]["y"], r["value"]["width"],
-             r["value"]["height"], r["score"])
+            (
+                r["value"]["rectanglelabels"][0],
+                r["value"]["x"],
+                r["value"]["y"],
+                r["value"]["width"],
+                r["value"]["height"],
+                r["score"],
+            )
             for r in prediction.result
         ]
         assert len(stored) == len(expected), (path.name, stored, expected)
@@ -162,8 +183,14 @@ def test_data_manager_order_by_score_equals_the_strategy_ranking(
     label_map = build_label_map(rect_config, detector.names)
     pool = pool_from_detections([str(t) for t in ids], dets, detector.names, list(label_map.class_to_label))
     strategy = params["strategy"]
-    selection = select(strategy["name"], pool, Budget(frames=len(ids)), CycleState(), seed=params.get("seed", 0),
-                       **(strategy.get("params") or {}))
+    selection = select(
+        strategy["name"],
+        pool,
+        Budget(frames=len(ids)),
+        CycleState(),
+        seed=params.get("seed", 0),
+        **(strategy.get("params") or {}),
+    )
     ranked = [ids[i] for i in np.argsort(-selection.priority, kind="stable")]
 
     assert order[: len(ids)] == ranked
@@ -182,6 +209,7 @@ def test_interactive_preannotation_returns_the_task_prediction(project, retrieve
     assert raw.response.status_code == 200, body
     data = body["data"]
     assert data["model_version"] == expected_version
+
     def boxes(result):  # batched and single-image inference differ in the last float bits
         return [(r["value"]["rectanglelabels"], *(round(r["value"][k], 3) for k in "xy")) for r in result]
 

@@ -11,8 +11,10 @@ COCO_SUBSET = ("person", "bicycle", "car", "motorcycle", "bus", "truck", "dog", 
 
 def rect(*labels: str, image_value: str = "$image", extra: str = "") -> str:
     body = "".join(f"<Label {a}/>" if "=" in a else f'<Label value="{a}"/>' for a in labels)
-    return (f'<View><Image name="img" value="{image_value}"/>{extra}'
-            f'<RectangleLabels name="box" toName="img">{body}</RectangleLabels></View>')
+    return (
+        f'<View><Image name="img" value="{image_value}"/>{extra}'
+        f'<RectangleLabels name="box" toName="img">{body}</RectangleLabels></View>'
+    )
 
 
 @pytest.mark.parametrize(
@@ -23,20 +25,33 @@ def rect(*labels: str, image_value: str = "$image", extra: str = "") -> str:
         # case-insensitive when no exact match; an exact match wins over a case-folded one
         (rect("PERSON", "Car", "dog"), COCO_SUBSET, {0: "PERSON", 2: "Car", 6: "dog", 7: "dog"}),
         # predicted_values maps several classes to one label
-        (rect('value="Vehicle" predicted_values="car,truck, bus"', "person"), COCO_SUBSET,
-         {0: "person", 2: "Vehicle", 4: "Vehicle", 5: "Vehicle"}),
+        (
+            rect('value="Vehicle" predicted_values="car,truck, bus"', "person"),
+            COCO_SUBSET,
+            {0: "person", 2: "Vehicle", 4: "Vehicle", 5: "Vehicle"},
+        ),
         # predicted_values beats a label named like the class
         (rect('value="Vehicle" predicted_values="car"', "car"), COCO_SUBSET, {2: "Vehicle"}),
         # predicted_values match model classes up to case, unknown ones are ignored
-        (rect('value="Wheels" predicted_values="BICYCLE,Motorcycle,hoverboard"'), COCO_SUBSET,
-         {1: "Wheels", 3: "Wheels"}),
+        (
+            rect('value="Wheels" predicted_values="BICYCLE,Motorcycle,hoverboard"'),
+            COCO_SUBSET,
+            {1: "Wheels", 3: "Wheels"},
+        ),
         # a single-class model (the ball detector)
         (rect("Ball", "Player"), ("ball",), {0: "Ball"}),
         # the image field can have any name
         (rect("person", image_value="$url"), COCO_SUBSET, {0: "person"}),
     ],
-    ids=["exact", "case-insensitive", "predicted-values", "predicted-values-first", "predicted-values-case",
-         "single-class", "other-field"],
+    ids=[
+        "exact",
+        "case-insensitive",
+        "predicted-values",
+        "predicted-values-first",
+        "predicted-values-case",
+        "single-class",
+        "other-field",
+    ],
 )
 def test_model_classes_map_to_labels(config, classes, expected):
     label_map = build_label_map(config, classes)
@@ -46,17 +61,20 @@ def test_model_classes_map_to_labels(config, classes, expected):
 
 
 def test_the_image_field_and_unknown_predicted_values_are_reported():
-    label_map = build_label_map(rect('value="Wheels" predicted_values="bicycle,hoverboard"', image_value="$photo"),
-                                COCO_SUBSET)
+    label_map = build_label_map(
+        rect('value="Wheels" predicted_values="bicycle,hoverboard"', image_value="$photo"), COCO_SUBSET
+    )
     assert label_map.data_key == "photo"
     assert label_map.unknown_predicted_values == ("hoverboard",)
     assert label_map.label_of(1) == "Wheels" and label_map.label_of(0) is None
 
 
 def test_the_first_rectanglelabels_on_an_image_is_used():
-    config = ('<View><Text name="t" value="$text"/><Labels name="ner" toName="t"><Label value="person"/></Labels>'
-              '<Image name="img" value="$image"/><RectangleLabels name="box" toName="img"><Label value="car"/>'
-              '</RectangleLabels></View>')
+    config = (
+        '<View><Text name="t" value="$text"/><Labels name="ner" toName="t"><Label value="person"/></Labels>'
+        '<Image name="img" value="$image"/><RectangleLabels name="box" toName="img"><Label value="car"/>'
+        "</RectangleLabels></View>"
+    )
     label_map = build_label_map(config, COCO_SUBSET)
     assert (label_map.from_name, label_map.class_to_label) == ("box", {2: "car"})
 
@@ -64,8 +82,11 @@ def test_the_first_rectanglelabels_on_an_image_is_used():
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ('<View><Image name="img" value="$image"/><Choices name="c" toName="img"><Choice value="a"/></Choices></View>',
-         "no <RectangleLabels> on an <Image>"),
+        (
+            '<View><Image name="img" value="$image"/>'
+            '<Choices name="c" toName="img"><Choice value="a"/></Choices></View>',
+            "no <RectangleLabels> on an <Image>",
+        ),
         ('<View><Text name="t" value="$t"/></View>', "no <RectangleLabels> on an <Image>"),
         ("<View><Image name=", "cannot be parsed"),
         ("", "no labeling config"),

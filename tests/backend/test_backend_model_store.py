@@ -13,8 +13,10 @@ from core.model_store import DIGEST_TAG, ModelStore, file_version, find_weights,
 
 COCO_WEIGHTS = "weights/yolo11n-coco.pt"
 BALL_WEIGHTS = "weights/yolov9t-ball.pt"
-CONFIG = ('<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
-          '<Label value="Person"/><Label value="Ball"/></RectangleLabels></View>')
+CONFIG = (
+    '<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
+    '<Label value="Person"/><Label value="Ball"/></RectangleLabels></View>'
+)
 
 
 def test_a_file_version_is_its_name_and_content_hash(tmp_path, shared):
@@ -99,9 +101,13 @@ def test_a_moved_registry_alias_is_served_after_setup_and_by_polling(tmp_path, s
 
     assert register(shared / COCO_WEIGHTS) == "1"
     env = {"MODEL_URI": "models:/alod-test@champion", "MLFLOW_TRACKING_URI": uri, "ALOD_INSECURE_NO_AUTH": "1"}
-    settings = BackendSettings.load({**params, "backend": {"model_cache_dir": str(tmp_path / "cache"),
-                                                           "model_poll_s": 0.5, "insecure_no_auth": True}},
-                                environ=env)
+    settings = BackendSettings.load(
+        {
+            **params,
+            "backend": {"model_cache_dir": str(tmp_path / "cache"), "model_poll_s": 0.5, "insecure_no_auth": True},
+        },
+        environ=env,
+    )
     app = create_app(settings)
     http = app.test_client()
     image = (shared / "data/coco128/images/train2017/000000000036.jpg").read_bytes()
@@ -146,7 +152,8 @@ run = client.create_run(experiment)
 client.log_artifact(run.info.run_id, weights, artifact_path="model")
 client.set_terminated(run.info.run_id)
 tags = {"weights_sha256": hashlib.sha256(open(weights, "rb").read()).hexdigest()}  # as the cycle records it
-version = client.create_model_version("alod-first", run.info.artifact_uri + "/model", run.info.run_id, tags=tags).version
+source = run.info.artifact_uri + "/model"
+version = client.create_model_version("alod-first", source, run.info.run_id, tags=tags).version
 client.set_registered_model_alias("alod-first", "champion", version)
 """
 
@@ -162,8 +169,12 @@ def test_an_alias_not_registered_yet_serves_the_base_weights_then_the_champion_r
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     command = [sys.executable, "-c", REGISTER_SCRIPT, uri, str(shared / BALL_WEIGHTS), str(tmp_path / "artifacts")]
-    backend = {"model_cache_dir": str(tmp_path / "cache"), "model_poll_s": 0, "train_command": command,
-               "train_dir": str(tmp_path / "train")}  # fmt: skip
+    backend = {
+        "model_cache_dir": str(tmp_path / "cache"),
+        "model_poll_s": 0,
+        "train_command": command,
+        "train_dir": str(tmp_path / "train"),
+    }
     env = {"MODEL_URI": "models:/alod-first@champion", "MLFLOW_TRACKING_URI": uri, "ALOD_INSECURE_NO_AUTH": "1"}
     settings = BackendSettings.load({**params, "backend": {**params["backend"], **backend}}, environ=env)
     assert settings.fallback_weights == str((shared / COCO_WEIGHTS).resolve())

@@ -18,8 +18,11 @@ def project(label_studio, coco_dir, rect_config):
     ls = label_studio.client()
     p = ls.projects.create(title="alod push", label_config=rect_config)
     storage = ls.import_storage.local.create(
-        project=p.id, path=str(coco_dir.resolve()), regex_filter="|".join(n.replace(".", r"\.") for n in IMAGES),
-        use_blob_urls=True, title="coco128",
+        project=p.id,
+        path=str(coco_dir.resolve()),
+        regex_filter="|".join(n.replace(".", r"\.") for n in IMAGES),
+        use_blob_urls=True,
+        title="coco128",
     )
     ls.import_storage.local.sync(id=storage.id)
     ls.projects.import_tasks(p.id, request=[{"data": {"image": "http://127.0.0.1:1/gone.jpg"}}])
@@ -27,8 +30,18 @@ def project(label_studio, coco_dir, rect_config):
 
 
 def push(label_studio, project_id: int, *extra: str) -> int:
-    argv = ["push-predictions", "--project", str(project_id), "--url", label_studio.url,
-            "--api-key", label_studio.token, "--batch", "2", *extra]
+    argv = [
+        "push-predictions",
+        "--project",
+        str(project_id),
+        "--url",
+        label_studio.url,
+        "--api-key",
+        label_studio.token,
+        "--batch",
+        "2",
+        *extra,
+    ]
     return main(argv)
 
 
@@ -62,7 +75,10 @@ def test_a_second_push_skips_tasks_that_have_this_version(label_studio, project,
 
 def test_push_refuses_a_project_whose_config_has_no_rectanglelabels(label_studio, capsys):
     ls = label_studio.client()
-    p = ls.projects.create(title="alod text", label_config='<View><Text name="t" value="$t"/>'
-                           '<Choices name="c" toName="t"><Choice value="a"/></Choices></View>')
+    p = ls.projects.create(
+        title="alod text",
+        label_config='<View><Text name="t" value="$t"/>'
+        '<Choices name="c" toName="t"><Choice value="a"/></Choices></View>',
+    )
     assert push(label_studio, p.id) == 1
     assert "no <RectangleLabels> on an <Image>" in capsys.readouterr().err

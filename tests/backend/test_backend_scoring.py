@@ -14,8 +14,10 @@ from core.scoring import DetectionOptions, TaskScorer, detection_options, pool_f
 from strategies import Budget, CycleState, select
 
 CLASSES = ("person", "car", "dog")
-CONFIG = ('<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
-          '<Label value="Human" predicted_values="person"/><Label value="car"/></RectangleLabels></View>')
+CONFIG = (
+    '<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
+    '<Label value="Human" predicted_values="person"/><Label value="car"/></RectangleLabels></View>'
+)
 
 
 Row = tuple[float, float, float, float, int, list[float]]
@@ -42,12 +44,14 @@ def label_map():
 
 
 def test_regions_are_percent_of_the_image_clipped_labeled_and_sorted_by_confidence(label_map):
-    d = det([
-        (20, 10, 120, 60, 1, [0.1, 0.6, 0.0]),  # car
-        (-10, -5, 40, 120, 0, [0.9, 0.0, 0.1]),  # person, crossing the border
-        (0, 0, 10, 10, 2, [0.0, 0.1, 0.95]),  # dog: no label -> dropped
-        (50, 50, 60, 60, 1, [0.1, 0.2, 0.0]),  # car below the pre-annotation threshold -> dropped
-    ])
+    d = det(
+        [
+            (20, 10, 120, 60, 1, [0.1, 0.6, 0.0]),  # car
+            (-10, -5, 40, 120, 0, [0.9, 0.0, 0.1]),  # person, crossing the border
+            (0, 0, 10, 10, 2, [0.0, 0.1, 0.95]),  # dog: no label -> dropped
+            (50, 50, 60, 60, 1, [0.1, 0.2, 0.0]),  # car below the pre-annotation threshold -> dropped
+        ]
+    )
     out = regions(d, label_map, min_conf=0.25)
     assert [r["value"]["rectanglelabels"] for r in out] == [["Human"], ["car"]]
     human, car = (r["value"] for r in out)
@@ -87,8 +91,15 @@ def random_detections(rng: np.random.Generator, n: int) -> list[ImageDetections]
     return out
 
 
-@pytest.mark.parametrize("params", [{}, {"measure": "margin", "aggregation": "mean"}, {"include_empty": True},
-                                    {"measure": "least_confidence", "aggregation": "sum", "min_conf": 0.4}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"measure": "margin", "aggregation": "mean"},
+        {"include_empty": True},
+        {"measure": "least_confidence", "aggregation": "sum", "min_conf": 0.4},
+    ],
+)
 def test_per_task_scores_order_tasks_exactly_as_the_strategy_ranks_the_pool(label_map, params):
     rng = np.random.default_rng(3)
     dets = random_detections(rng, 30)
@@ -102,7 +113,7 @@ def test_per_task_scores_order_tasks_exactly_as_the_strategy_ranks_the_pool(labe
     assert shown_first[: len(ranked)] == ranked  # the frames the strategy would pick, in its order
     assert set(shown_first[: len(picked)]) == set(picked)
     empty = [i for i in range(30) if pool.boxes_per_image[i] == 0]
-    assert empty and set(shown_first[-len(empty):]) == set(empty)  # empty images come last either way
+    assert empty and set(shown_first[-len(empty) :]) == set(empty)  # empty images come last either way
 
 
 def test_boxes_of_classes_without_a_label_do_not_count(label_map):
@@ -119,8 +130,12 @@ def test_boxes_of_classes_without_a_label_do_not_count(label_map):
         ("coreset", {}, "uncertainty", {}),
         ("box_level", {"measure": "margin"}, "uncertainty", {}),
         ("balanced_video", {}, "uncertainty", {}),
-        ("hybrid", {"score": "uncertainty", "score_params": {"measure": "margin"}}, "uncertainty",
-         {"measure": "margin"}),
+        (
+            "hybrid",
+            {"score": "uncertainty", "score_params": {"measure": "margin"}},
+            "uncertainty",
+            {"measure": "margin"},
+        ),
         ("hybrid", {"score": "coreset"}, "uncertainty", {}),
         ("uncertainty", {"measure": "margin", "temporal": {"dt1": 3}}, "uncertainty", {"measure": "margin"}),
         ("tta_consistency", {}, "tta_consistency", {}),

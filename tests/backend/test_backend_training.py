@@ -12,8 +12,10 @@ from backend.training import AnnotationCounter, TrainingRunner
 
 
 def command(marker: Path, seconds: float, code: int = 0) -> list[str]:
-    script = (f"import pathlib, sys, time; p = pathlib.Path({str(marker)!r}); "
-              f"p.open('a').write('run\\n'); time.sleep({seconds}); sys.exit({code})")
+    script = (
+        f"import pathlib, sys, time; p = pathlib.Path({str(marker)!r}); "
+        f"p.open('a').write('run\\n'); time.sleep({seconds}); sys.exit({code})"
+    )
     return [sys.executable, "-c", script]
 
 

@@ -190,8 +190,9 @@ def predictor(detector: Any, tmp_path: Path, wait_ms: float | None) -> Predictor
     store = ModelStore(str(tmp_path / "model.pt"), lambda _: detector, tmp_path)
     store._current = (detector, type("Ref", (), {"version": "test@1"})())  # loaded: no weights file needed
     options = DetectionOptions(conf=0.05, tta_flip=False, divergence_radius=None)
-    return Predictor(store, ImageFetcher(), TaskScorer("uncertainty"), options, batching=wait_ms is not None,
-                     batch_wait_ms=wait_ms)  # fmt: skip
+    return Predictor(
+        store, ImageFetcher(), TaskScorer("uncertainty"), options, batching=wait_ms is not None, batch_wait_ms=wait_ms
+    )
 
 
 class BarrierFetcher(ImageFetcher):
@@ -207,8 +208,10 @@ class BarrierFetcher(ImageFetcher):
 
 
 def labels_and_boxes(result: dict) -> list[tuple[str, str, list[float]]]:
-    return [(r["from_name"], r["value"]["rectanglelabels"][0], [r["value"][k] for k in ("x", "y", "width", "height")])
-            for r in result["result"]]
+    return [
+        (r["from_name"], r["value"]["rectanglelabels"][0], [r["value"][k] for k in ("x", "y", "width", "height")])
+        for r in result["result"]
+    ]
 
 
 def test_concurrent_requests_with_different_label_configs_get_their_own_predictions(
@@ -240,8 +243,13 @@ def test_a_failing_image_does_not_fail_the_other_request_of_its_batch(
 
     black = tmp_path / "black.png"
     cv2.imwrite(str(black), np.zeros((64, 64, 3), np.uint8))
-    req_a = ([{"id": 1, "data": {"image": to_data_url(black, "image/png")}},
-              {"id": 3, "data": {"image": to_data_url(coco_dir / "000000000110.jpg")}}], CONFIG_A)
+    req_a = (
+        [
+            {"id": 1, "data": {"image": to_data_url(black, "image/png")}},
+            {"id": 3, "data": {"image": to_data_url(coco_dir / "000000000110.jpg")}},
+        ],
+        CONFIG_A,
+    )
     req_b = ([{"id": 2, "data": {"image": to_data_url(coco_dir / "000000000192.jpg")}}], CONFIG_A)
     batched = predictor(detector, tmp_path, 5000.0)
     fetcher = BarrierFetcher(threading.Barrier(3))  # request A reads its two images in parallel

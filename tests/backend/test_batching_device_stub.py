@@ -25,8 +25,13 @@ def stub_interface() -> type:
 def summary(interface: object) -> list[tuple]:
     """What core/labels.py reads: control tag and name, its objects, labels and predicted_values."""
     return [
-        (c.tag.lower(), c.name, [(o.tag.lower(), o.name, o.value) for o in c.objects], list(c.labels),
-         [c.labels_attrs[label].attr.get("predicted_values") for label in c.labels])
+        (
+            c.tag.lower(),
+            c.name,
+            [(o.tag.lower(), o.name, o.value) for o in c.objects],
+            list(c.labels),
+            [c.labels_attrs[label].attr.get("predicted_values") for label in c.labels],
+        )
         for c in interface.controls
     ]
 

@@ -28,11 +28,20 @@ MOVE_PCT = 5.0  # the annotator drags the second query sideways by 5 % of the im
 
 
 def project_with_annotations(label_studio, shared) -> tuple[object, int, dict[str, int]]:
-    bccd, _ = import_dataset("bccd", {"format": "voc", "root": str(shared / "data/bccd/BCCD"),
-                                      "labels": ["RBC", "WBC", "Platelets"], "degenerate_boxes": "drop"},
-                             REPO_ROOT, verify="header")  # fmt: skip
-    frames = pd.concat([bccd.frames[bccd.frames.split == "train"].head(POOL),
-                        bccd.frames[bccd.frames.split == "test"].head(TEST)])  # fmt: skip
+    bccd, _ = import_dataset(
+        "bccd",
+        {
+            "format": "voc",
+            "root": str(shared / "data/bccd/BCCD"),
+            "labels": ["RBC", "WBC", "Platelets"],
+            "degenerate_boxes": "drop",
+        },
+        REPO_ROOT,
+        verify="header",
+    )
+    frames = pd.concat(
+        [bccd.frames[bccd.frames.split == "train"].head(POOL), bccd.frames[bccd.frames.split == "test"].head(TEST)]
+    )
     small = type(bccd)(frames, bccd.boxes_of(frames["frame_id"]), bccd.labels)
     tasks = to_labelstudio_tasks(small, REPO_ROOT, document_root=label_studio.document_root)
     ls = label_studio.client()
@@ -78,9 +87,16 @@ def box_cycle(label_studio, shared, tmp_path_factory):
     ls, pid, created = project_with_annotations(label_studio, shared)
     params = small_params(shared)
     params["dataset"]["name"] = "lsproj"
-    params["datasets"] = {"lsproj": {"format": "labelstudio", "project": pid, "url": label_studio.url,
-                                     "api_key": label_studio.token, "document_root": str(label_studio.document_root),
-                                     "labels": ["RBC", "WBC", "Platelets"]}}  # fmt: skip
+    params["datasets"] = {
+        "lsproj": {
+            "format": "labelstudio",
+            "project": pid,
+            "url": label_studio.url,
+            "api_key": label_studio.token,
+            "document_root": str(label_studio.document_root),
+            "labels": ["RBC", "WBC", "Platelets"],
+        }
+    }
     params["cycle"]["source"] = "labelstudio"
     params["strategy"] = {"name": "box_level", "params": {"measure": "least_confidence", "min_conf": 0.05}}
     params["budget"].update(frames=None, boxes=BOXES)
@@ -110,7 +126,8 @@ def test_the_answers_read_back_as_accepted_corrected_rejected(box_cycle):
     answers = repo.read("data/snapshot/box_answers.parquet").set_index("query_id")
     expected = {"keep": "accepted", "move": "corrected", "delete": "rejected"}
     assert {q: answers.loc[q, "outcome"] for q in answers.index} == {
-        region.removeprefix(REGION_PREFIX): expected[action] for region, action in done.items()}  # fmt: skip
+        region.removeprefix(REGION_PREFIX): expected[action] for region, action in done.items()
+    }
     changed = [r.removeprefix(REGION_PREFIX) for r, a in done.items() if a == "move"][0]
     asked = queries.set_index("query_id")
     shift = (answers.loc[changed, ["x1", "x2"]] - asked.loc[changed, ["x1", "x2"]]).abs().max()
@@ -122,10 +139,14 @@ def test_the_answers_are_trained_on_and_cost_boxes(box_cycle):
     repo, ls, pid, created, pushed, queries, done = box_cycle
     snapshot = repo.json("data/snapshot/snapshot.json")
     assert snapshot["cycle"] == 2 and snapshot["frames"] == LABELED  # queried tasks are not fully labeled frames
-    assert (snapshot["boxes_queried"], snapshot["boxes_accepted"], snapshot["boxes_corrected"],
-            snapshot["boxes_rejected"]) == (BOXES, 1, 1, 1)  # fmt: skip
+    assert (
+        snapshot["boxes_queried"],
+        snapshot["boxes_accepted"],
+        snapshot["boxes_corrected"],
+        snapshot["boxes_rejected"],
+    ) == (BOXES, 1, 1, 1)
     answers = repo.read("data/snapshot/box_answers.parquet")
-    answered = set(answers.loc[answers["outcome"] != "rejected", "frame_id"])
+    answered = set(answers["frame_id"])  # the paper's rule: every frame with an answer trains, rejections too
     trained = repo.json("data/model/train.json")
     assert trained["cycle"] == 2 and trained["frames"] == LABELED + len(answered)
     sizes = repo.read("data/manifest/frames.parquet").set_index("frame_id")[["width", "height"]]

@@ -22,11 +22,19 @@ SCHEMA = RegionSchema(from_name="label", to_name="image", labels=("RBC", "WBC", 
 W, H = 640, 480
 FRAME = "bccd/BloodImage_00000"
 IMAGE = "/data/local-files/?d=bccd/BCCD/JPEGImages/BloodImage_00000.jpg"
-QUERIES = pd.DataFrame({
-    "query_id": ["1-0", "1-1", "1-2"], "frame_id": FRAME,
-    "x1": [64.0, 320.0, 500.0], "y1": [48.0, 240.0, 400.0], "x2": [128.0, 384.0, 540.0], "y2": [96.0, 288.0, 440.0],
-    "class_id": [0, 1, 2], "conf": [0.41, 0.55, 0.30], "cycle": 1,
-})[QUERY_COLUMNS]  # fmt: skip
+QUERIES = pd.DataFrame(
+    {
+        "query_id": ["1-0", "1-1", "1-2"],
+        "frame_id": FRAME,
+        "x1": [64.0, 320.0, 500.0],
+        "y1": [48.0, 240.0, 400.0],
+        "x2": [128.0, 384.0, 540.0],
+        "y2": [96.0, 288.0, 440.0],
+        "class_id": [0, 1, 2],
+        "conf": [0.41, 0.55, 0.30],
+        "cycle": 1,
+    }
+)[QUERY_COLUMNS]
 MOVED_X_PCT = 5.0  # the annotator drags query 1-1 right by 5 % of the width: 32 px
 
 
@@ -67,8 +75,7 @@ def test_kept_moved_and_deleted_boxes_read_back_as_accepted_corrected_rejected(a
 
 def test_the_next_cycles_labeled_set_has_the_two_answered_boxes_and_costs_three_queries(answered):
     _, answers = answered
-    noisy = pd.DataFrame({"frame_id": [FRAME], "x1": [10.0], "y1": [10.0], "x2": [40.0], "y2": [40.0],
-                          "class_id": [0]})  # fmt: skip
+    noisy = pd.DataFrame({"frame_id": [FRAME], "x1": [10.0], "y1": [10.0], "x2": [40.0], "y2": [40.0], "class_id": [0]})
     labels = training_boxes(empty(["frame_id", *XYXY, "class_id"]), answers.reset_index(), noisy, noisy_weight=0.5)
     exact = labels[labels["weight"] == 1.0].sort_values("x1")
     np.testing.assert_allclose(exact[XYXY].to_numpy(), [[64, 48, 128, 96], [352, 240, 416, 288]], atol=1e-3)
@@ -76,5 +83,9 @@ def test_the_next_cycles_labeled_set_has_the_two_answered_boxes_and_costs_three_
     assert labels.loc[labels["weight"] == 0.5, "x1"].tolist() == [10.0]  # the frame's other box: noisy
     cost = labeling_cost(answers.reset_index())
     assert (cost["boxes_queried"], cost["boxes_accepted"], cost["boxes_corrected"], cost["boxes_rejected"]) == (
-        3, 1, 1, 1)  # fmt: skip
+        3,
+        1,
+        1,
+        1,
+    )
     assert cost["boxes_cost"] == 3  # the noisy box never counts

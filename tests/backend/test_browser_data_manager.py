@@ -17,8 +17,10 @@ from pipelines.labelstudio.project import view_payload
 pytestmark = pytest.mark.slow
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
-CONFIG = ('<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
-          '<Label value="RBC"/></RectangleLabels></View>')  # fmt: skip
+CONFIG = (
+    '<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
+    '<Label value="RBC"/></RectangleLabels></View>'
+)
 SCORES = [0.9, 0.1, 0.5, 0.3, 0.7, 0.2]  # lower = more informative: tasks 2, 6, 4 are the top three
 
 
@@ -55,8 +57,9 @@ def ranked_project(label_studio, shared):
     return {"id": project.id, "view": view.id, "ranked": ranked}
 
 
-def test_the_alod_tab_shows_the_top_ranked_tasks_first_with_their_score(browser, label_studio, ranked_project,
-                                                                          tmp_path):  # fmt: skip
+def test_the_alod_tab_shows_the_top_ranked_tasks_first_with_their_score(
+    browser, label_studio, ranked_project, tmp_path
+):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait

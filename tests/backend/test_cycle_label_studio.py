@@ -25,11 +25,20 @@ POOL, LABELED, TEST, BUDGET = 14, 6, 6, 4
 
 @pytest.fixture(scope="module")
 def cycle(label_studio, shared, tmp_path_factory):
-    bccd, _ = import_dataset("bccd", {"format": "voc", "root": str(shared / "data/bccd/BCCD"),
-                                      "labels": ["RBC", "WBC", "Platelets"], "degenerate_boxes": "drop"},
-                             REPO_ROOT, verify="header")  # fmt: skip
-    frames = pd.concat([bccd.frames[bccd.frames.split == "train"].head(POOL),
-                        bccd.frames[bccd.frames.split == "test"].head(TEST)])  # fmt: skip
+    bccd, _ = import_dataset(
+        "bccd",
+        {
+            "format": "voc",
+            "root": str(shared / "data/bccd/BCCD"),
+            "labels": ["RBC", "WBC", "Platelets"],
+            "degenerate_boxes": "drop",
+        },
+        REPO_ROOT,
+        verify="header",
+    )
+    frames = pd.concat(
+        [bccd.frames[bccd.frames.split == "train"].head(POOL), bccd.frames[bccd.frames.split == "test"].head(TEST)]
+    )
     small = type(bccd)(frames, bccd.boxes_of(frames["frame_id"]), bccd.labels)
     tasks = to_labelstudio_tasks(small, REPO_ROOT, document_root=label_studio.document_root)
     ls = label_studio.client()
@@ -39,14 +48,22 @@ def cycle(label_studio, shared, tmp_path_factory):
     annotated = [t for t in tasks if t["data"]["split"] == "test"]
     annotated += [t for t in tasks if t["data"]["split"] == "train"][:LABELED]
     for task in annotated:  # annotators at work, through the API
-        ls.annotations.create(id=created[task["data"]["frame_id"]], result=task["annotations"][0]["result"],
-                              lead_time=12.5)  # fmt: skip
+        ls.annotations.create(
+            id=created[task["data"]["frame_id"]], result=task["annotations"][0]["result"], lead_time=12.5
+        )
 
     params = small_params(shared, budget=BUDGET)
     params["dataset"]["name"] = "lsproj"
-    params["datasets"] = {"lsproj": {"format": "labelstudio", "project": project.id, "url": label_studio.url,
-                                     "api_key": label_studio.token, "document_root": str(label_studio.document_root),
-                                     "labels": ["RBC", "WBC", "Platelets"]}}  # fmt: skip
+    params["datasets"] = {
+        "lsproj": {
+            "format": "labelstudio",
+            "project": project.id,
+            "url": label_studio.url,
+            "api_key": label_studio.token,
+            "document_root": str(label_studio.document_root),
+            "labels": ["RBC", "WBC", "Platelets"],
+        }
+    }
     params["cycle"]["source"] = "labelstudio"
     repo = Repo(tmp_path_factory.mktemp("lscycle"), params)
     repo.run("dvc repro")

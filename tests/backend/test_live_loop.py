@@ -42,8 +42,12 @@ def wait_until(check, timeout: float, what: str, step: float = 0.5):
 
 
 def ordered(ls_url: str, token: str, project: int, view: int) -> list[dict]:
-    r = requests.get(f"{ls_url}/api/tasks", params={"view": view, "project": project, "page_size": 100},
-                     headers={"Authorization": f"Token {token}"}, timeout=30)  # fmt: skip
+    r = requests.get(
+        f"{ls_url}/api/tasks",
+        params={"view": view, "project": project, "page_size": 100},
+        headers={"Authorization": f"Token {token}"},
+        timeout=30,
+    )
     r.raise_for_status()
     body = r.json()
     return body["tasks"] if isinstance(body, dict) else body
@@ -51,11 +55,20 @@ def ordered(ls_url: str, token: str, project: int, view: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def loop(label_studio, shared, tmp_path_factory):
-    bccd, _ = import_dataset("bccd", {"format": "voc", "root": str(shared / "data/bccd/BCCD"),
-                                      "labels": ["RBC", "WBC", "Platelets"], "degenerate_boxes": "drop"},
-                             REPO_ROOT, verify="header")  # fmt: skip
-    frames = pd.concat([bccd.frames[bccd.frames.split == "train"].head(POOL),
-                        bccd.frames[bccd.frames.split == "test"].head(TEST)])  # fmt: skip
+    bccd, _ = import_dataset(
+        "bccd",
+        {
+            "format": "voc",
+            "root": str(shared / "data/bccd/BCCD"),
+            "labels": ["RBC", "WBC", "Platelets"],
+            "degenerate_boxes": "drop",
+        },
+        REPO_ROOT,
+        verify="header",
+    )
+    frames = pd.concat(
+        [bccd.frames[bccd.frames.split == "train"].head(POOL), bccd.frames[bccd.frames.split == "test"].head(TEST)]
+    )
     small = type(bccd)(frames, bccd.boxes_of(frames["frame_id"]), bccd.labels)
     truth = {t["data"]["frame_id"]: t for t in to_labelstudio_tasks(small, REPO_ROOT, label_studio.document_root)}
     ls = label_studio.client()
@@ -65,9 +78,16 @@ def loop(label_studio, shared, tmp_path_factory):
 
     params = small_params(shared)
     params["dataset"]["name"] = "live"
-    params["datasets"] = {"live": {"format": "labelstudio", "project": project.id, "url": label_studio.url,
-                                   "api_key": label_studio.token, "document_root": str(label_studio.document_root),
-                                   "labels": ["RBC", "WBC", "Platelets"]}}  # fmt: skip
+    params["datasets"] = {
+        "live": {
+            "format": "labelstudio",
+            "project": project.id,
+            "url": label_studio.url,
+            "api_key": label_studio.token,
+            "document_root": str(label_studio.document_root),
+            "labels": ["RBC", "WBC", "Platelets"],
+        }
+    }
     params["cycle"]["source"] = "labelstudio"
     params["mlflow"]["registered_model"] = MODEL
     params["evaluate"]["min_labeled_frames"] = TEST
@@ -80,14 +100,26 @@ def loop(label_studio, shared, tmp_path_factory):
         "LOCAL_FILES_DOCUMENT_ROOT": str(label_studio.document_root),
         "ALOD__MODEL__IMGSZ": "160",
         "ALOD__BACKEND__TRAIN_COMMAND": "dvc repro",
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
-    }  # fmt: skip
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
     backend = start_backend(tmp_path_factory.mktemp("live-backend"), env)
     try:
         ml = ls.ml.create(url=backend.url, project=project.id, title="alod")
-        yield {"ls": ls, "url": label_studio.url, "token": label_studio.token, "project": project.id, "ml": ml,
-               "backend": backend, "repo": repo, "truth": truth, "task_of": task_of, "shared": shared}  # fmt: skip
+        yield {
+            "ls": ls,
+            "url": label_studio.url,
+            "token": label_studio.token,
+            "project": project.id,
+            "ml": ml,
+            "backend": backend,
+            "repo": repo,
+            "truth": truth,
+            "task_of": task_of,
+            "shared": shared,
+        }
     finally:
         stop(backend.proc)
 
@@ -119,12 +151,22 @@ def test_the_loop_from_an_empty_project_and_an_empty_registry(loop):
         ls.annotations.create(id=task_of[frame], result=truth[frame]["annotations"][0]["result"], lead_time=5.0)
 
     ls.ml.train(loop["ml"].id)  # "Start training" -> START_TRAINING -> one `dvc repro` cycle
-    state = wait_until(lambda: (s := requests.get(f"{backend.url}/training", timeout=5).json())["status"]
-                       in ("finished", "failed") and not s["running"] and s, 600, "the training run")  # fmt: skip
+    state = wait_until(
+        lambda: (
+            (s := requests.get(f"{backend.url}/training", timeout=5).json())["status"] in ("finished", "failed")
+            and not s["running"]
+            and s
+        ),
+        600,
+        "the training run",
+    )
     assert state["status"] == "finished", open(state["log"]).read()[-3000:]
     new_version = f"{MODEL}:1"
-    health = wait_until(lambda: (h := requests.get(f"{backend.url}/health", timeout=5).json())["model_version"]
-                        == new_version and h, 60, "the new model served")  # fmt: skip
+    health = wait_until(
+        lambda: (h := requests.get(f"{backend.url}/health", timeout=5).json())["model_version"] == new_version and h,
+        60,
+        "the new model served",
+    )
     assert health["model_loaded"]  # no restart: the run's end switched the model
     assert loop["repo"].json("data/metrics/eval.json")["test_frames"] == TEST
 
@@ -136,11 +178,13 @@ def test_the_loop_from_an_empty_project_and_an_empty_registry(loop):
     project = ls.projects.get(id=pid)
     assert project.sampling == "Uncertainty sampling"  # the live queue
     unlabeled = [t["id"] for t in tasks if not t.get("total_annotations")]
-    first = requests.get(f"{loop['url']}/api/projects/{pid}/next", headers={"Authorization": f"Token {loop['token']}"},
-                         timeout=30).json()  # fmt: skip
+    first = requests.get(
+        f"{loop['url']}/api/projects/{pid}/next", headers={"Authorization": f"Token {loop['token']}"}, timeout=30
+    ).json()
     assert first["id"] == unlabeled[0]
     frame = next(f for f, t in task_of.items() if t == first["id"])
     ls.annotations.create(id=first["id"], result=truth[frame]["annotations"][0]["result"], lead_time=5.0)
-    second = requests.get(f"{loop['url']}/api/projects/{pid}/next", headers={"Authorization": f"Token {loop['token']}"},
-                          timeout=30).json()  # fmt: skip
+    second = requests.get(
+        f"{loop['url']}/api/projects/{pid}/next", headers={"Authorization": f"Token {loop['token']}"}, timeout=30
+    ).json()
     assert second["id"] == unlabeled[1]

@@ -22,8 +22,15 @@ def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{out / 'mlflow.db'}")
-    args = ["benchmark", "--config", str(REPO_ROOT / "benchmarks/configs/smoke.yaml"),
-            "--set", f"out_dir={out / 'runs'}", "--set", f"report_dir={out / 'report'}"]  # fmt: skip
+    args = [
+        "benchmark",
+        "--config",
+        str(REPO_ROOT / "benchmarks/configs/smoke.yaml"),
+        "--set",
+        f"out_dir={out / 'runs'}",
+        "--set",
+        f"report_dir={out / 'report'}",
+    ]
     assert main(args) == 0
     yield out, args
     mp.undo()

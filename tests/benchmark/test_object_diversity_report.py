@@ -9,16 +9,27 @@ from pipelines.benchmark.object_diversity import class_counts_vs_random, gain_pe
 
 
 def rows(strategy: str, seed: int, maps: list[float], boxes: list[int], selected: list[tuple[int, int]]):
-    return [{"strategy": strategy, "seed": seed, "cycle": c, "map50_95": m, "boxes": b,
-             "selected.car": s[0], "selected.bike": s[1]}
-            for c, (m, b, s) in enumerate(zip(maps, boxes, [*selected, (None, None)], strict=True))]
+    return [
+        {
+            "strategy": strategy,
+            "seed": seed,
+            "cycle": c,
+            "map50_95": m,
+            "boxes": b,
+            "selected.car": s[0],
+            "selected.bike": s[1],
+        }
+        for c, (m, b, s) in enumerate(zip(maps, boxes, [*selected, (None, None)], strict=True))
+    ]
 
 
-RESULTS = pd.DataFrame([
-    *rows("random", 0, [0.10, 0.20, 0.30], [100, 150, 200], [(45, 5), (45, 5)]),
-    *rows("random", 1, [0.10, 0.16, 0.22], [100, 160, 220], [(54, 6), (54, 6)]),
-    *rows("diverse", 0, [0.10, 0.25, 0.40], [100, 150, 200], [(25, 25), (25, 25)]),
-])
+RESULTS = pd.DataFrame(
+    [
+        *rows("random", 0, [0.10, 0.20, 0.30], [100, 150, 200], [(45, 5), (45, 5)]),
+        *rows("random", 1, [0.10, 0.16, 0.22], [100, 160, 220], [(54, 6), (54, 6)]),
+        *rows("diverse", 0, [0.10, 0.25, 0.40], [100, 150, 200], [(25, 25), (25, 25)]),
+    ]
+)
 
 
 def test_gain_per_object_by_hand():
@@ -33,7 +44,8 @@ def test_selected_classes_against_random_selection_by_hand():
     table = class_counts_vs_random(RESULTS, {"car": 900, "bike": 100}).set_index(["strategy", "class"])
     # diverse: 50 cars and 50 bikes of 100 boxes; random drawing would give 90 and 10
     assert table.loc[("diverse", "bike"), ["selected", "random_expected", "ratio"]].tolist() == pytest.approx(
-        [50, 10, 5])
+        [50, 10, 5]
+    )
     assert table.loc[("random", "car"), "selected"] == pytest.approx((90 + 108) / 2)
     assert table.loc[("random", "car"), "ratio"] == pytest.approx(1.0)
     assert "| strategy | class |" in markdown(table.reset_index())

@@ -25,15 +25,34 @@ NAMES = ("RBC", "WBC", "Platelets")
 FRAMES = [f"f{i}" for i in range(5)]
 OBJECTS = [((100, 100, 200, 200), 0), ((300, 300, 340, 340), 1), ((50, 300, 90, 340), 2)]  # A, B, D
 # (box, class, conf) as the detector predicts them
-DETECTIONS = [((500, 50, 540, 90), 0, 0.55), ((105, 105, 205, 205), 0, 0.6), ((300, 300, 340, 340), 0, 0.7),
-              ((50, 300, 90, 340), 2, 0.95)]  # fmt: skip
+DETECTIONS = [
+    ((500, 50, 540, 90), 0, 0.55),
+    ((105, 105, 205, 205), 0, 0.6),
+    ((300, 300, 340, 340), 0, 0.7),
+    ((50, 300, 90, 340), 2, 0.95),
+]
 
 
 def manifest() -> Manifest:
-    frames = pd.DataFrame({"frame_id": FRAMES, "image": "x.jpg", "width": 640, "height": 480, "video": "",
-                           "frame": 0, "split": "train", "meta": "{}"})  # fmt: skip
-    boxes = pd.DataFrame([{"frame_id": f, "x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3], "label": NAMES[c],
-                           "class_id": c} for f in FRAMES for b, c in OBJECTS])  # fmt: skip
+    frames = pd.DataFrame(
+        {
+            "frame_id": FRAMES,
+            "image": "x.jpg",
+            "width": 640,
+            "height": 480,
+            "video": "",
+            "frame": 0,
+            "split": "train",
+            "meta": "{}",
+        }
+    )
+    boxes = pd.DataFrame(
+        [
+            {"frame_id": f, "x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3], "label": NAMES[c], "class_id": c}
+            for f in FRAMES
+            for b, c in OBJECTS
+        ]
+    )
     return Manifest(frames, boxes, LabelMap(NAMES))
 
 
@@ -59,8 +78,9 @@ class FakeBench:
     """What run_box_strategy uses of `Benchmark`, with a cycle-0 step and a scored pool that need no model."""
 
     def __init__(self, out: Path) -> None:
-        self.cfg = BenchmarkConfig(name="fake", dataset="fake", strategies={}, seeds=[0], cycles=2, initial_frames=1,
-                                   budget={"boxes": 3})  # fmt: skip
+        self.cfg = BenchmarkConfig(
+            name="fake", dataset="fake", strategies={}, seeds=[0], cycles=2, initial_frames=1, budget={"boxes": 3}
+        )
         self.params = {"box_level": {"noisy_weight": 0.25}}
         self.out, self.root, self.weights = out, out, "base.pt"
         self.manifest = manifest()
@@ -77,8 +97,14 @@ class FakeBench:
 
 
 def evaluation(frames: int, noisy: int = 0) -> dict:
-    return {"map50": 0.1 * frames, "map50_95": 0.05 * frames, "per_class_ap50_95": dict.fromkeys(NAMES, 0.0),
-            "train_seconds": 1.0, "frames": frames, "noisy_boxes": noisy}  # fmt: skip
+    return {
+        "map50": 0.1 * frames,
+        "map50_95": 0.05 * frames,
+        "per_class_ap50_95": dict.fromkeys(NAMES, 0.0),
+        "train_seconds": 1.0,
+        "frames": frames,
+        "noisy_boxes": noisy,
+    }
 
 
 @pytest.fixture
@@ -103,8 +129,11 @@ def test_each_cycle_spends_the_budget_in_boxes_and_asks_about_nothing_twice(tmp_
     rows = pd.DataFrame(run_box_strategy(bench, 0, "box_level", SPEC))
     assert rows["boxes"].tolist() == [3, 6, 9]  # the initial frame's 3 objects, then 3 queries per cycle
     # cycle 0 asks about three of the four false positives; cycle 1 about the fourth and two shifted A boxes
-    assert rows[["boxes_rejected", "boxes_corrected", "boxes_accepted"]].values.tolist() == [[0, 0, 0], [3, 0, 0],
-                                                                                            [4, 2, 0]]  # fmt: skip
+    assert rows[["boxes_rejected", "boxes_corrected", "boxes_accepted"]].values.tolist() == [
+        [0, 0, 0],
+        [3, 0, 0],
+        [4, 2, 0],
+    ]
     assert rows["selected_boxes"].tolist()[:2] == [3, 3]
     assert rows["selected.RBC"].tolist()[:2] == [0, 2]  # answered classes; rejections have none
 
@@ -148,8 +177,17 @@ def test_box_rows_carry_every_column_of_the_image_level_rows(tmp_path, trained):
 
     bench = FakeBench(tmp_path)
     rows = run_box_strategy(bench, 0, "box_level", SPEC)
-    image_level = {"seed", "strategy", "cycle", "frames", "boxes", "map50", "map50_95", "train_seconds",
-                   *Benchmark._selection_stats(bench, ["f1", "f2"])}  # type: ignore[arg-type]  # fmt: skip
+    image_level = {
+        "seed",
+        "strategy",
+        "cycle",
+        "frames",
+        "boxes",
+        "map50",
+        "map50_95",
+        "train_seconds",
+        *Benchmark._selection_stats(bench, ["f1", "f2"]),
+    }  # type: ignore[arg-type]
     assert image_level <= set(rows[0])
     assert {"boxes_accepted", "boxes_corrected", "boxes_rejected", "boxes_noisy"} <= set(rows[0])
 

@@ -24,12 +24,15 @@ NOISY_WEIGHT = 0.25
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     params = {
-        "dataset": {"name": "fake", "manifest_dir": "data/manifest"}, "datasets": {"fake": {}},
-        "cycle": {"source": "simulation", "dir": "data"}, "score": {"out_dir": "data/scores"},
+        "dataset": {"name": "fake", "manifest_dir": "data/manifest"},
+        "datasets": {"fake": {}},
+        "cycle": {"source": "simulation", "dir": "data"},
+        "score": {"out_dir": "data/scores"},
         "strategy": {"name": "box_level", "params": {"measure": "least_confidence"}},
         "budget": {"frames": None, "boxes": 3, "box_conf_threshold": 0.25},
-        "box_level": {"noisy_weight": NOISY_WEIGHT, "train_background_answers": False}, "seed": 0,  # earlier rule
-    }  # fmt: skip
+        "box_level": {"noisy_weight": NOISY_WEIGHT, "train_background_answers": False},
+        "seed": 0,  # earlier rule
+    }
     sections = {k: v for k, v in params.items() if k != "seed"}
     settings_file(tmp_path / "params.yaml", **sections)  # the repository's settings with these merged in
     monkeypatch.setenv("ALOD_PARAMS", str(tmp_path / "params.yaml"))
@@ -54,7 +57,10 @@ def test_two_cycles_ask_about_the_uncertain_boxes_and_never_twice(project):
     run_cycle()
     answers = cycle_mode.simulation_answers(layout)
     assert answers.groupby("cycle")["outcome"].value_counts().to_dict() == {
-        (1, "rejected"): 3, (2, "rejected"): 1, (2, "corrected"): 2}  # the 4th false positive, two A boxes
+        (1, "rejected"): 3,
+        (2, "rejected"): 1,
+        (2, "corrected"): 2,
+    }  # the 4th false positive, two A boxes
     corrected = answers[answers["outcome"] == "corrected"]
     assert corrected[["x1", "y1", "x2", "y2", "class_id"]].values.tolist() == [[100, 100, 200, 200, 0]] * 2
     assert "f0" not in set(answers["frame_id"])  # the fully labeled frame is never asked about

@@ -9,18 +9,33 @@ from pipelines.boxlevel.oracle import answer_queries
 from pipelines.boxlevel.partial_labels import labeling_cost
 
 # One image, two objects: a WBC (class 1) and a platelet (class 2).
-TRUTH = pd.DataFrame({
-    "frame_id": ["img", "img"], "x1": [100.0, 300.0], "y1": [100.0, 50.0], "x2": [200.0, 330.0],
-    "y2": [200.0, 80.0], "label": ["WBC", "Platelets"], "class_id": [1, 2],
-})  # fmt: skip
+TRUTH = pd.DataFrame(
+    {
+        "frame_id": ["img", "img"],
+        "x1": [100.0, 300.0],
+        "y1": [100.0, 50.0],
+        "x2": [200.0, 330.0],
+        "y2": [200.0, 80.0],
+        "label": ["WBC", "Platelets"],
+        "class_id": [1, 2],
+    }
+)
 
 
 def queries(*boxes: tuple[float, float, float, float, int], frame: str = "img") -> pd.DataFrame:
-    return pd.DataFrame({
-        "query_id": [f"0-{k}" for k in range(len(boxes))], "frame_id": frame,
-        "x1": [b[0] for b in boxes], "y1": [b[1] for b in boxes], "x2": [b[2] for b in boxes],
-        "y2": [b[3] for b in boxes], "class_id": [b[4] for b in boxes], "conf": 0.4, "cycle": 0,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "query_id": [f"0-{k}" for k in range(len(boxes))],
+            "frame_id": frame,
+            "x1": [b[0] for b in boxes],
+            "y1": [b[1] for b in boxes],
+            "x2": [b[2] for b in boxes],
+            "y2": [b[3] for b in boxes],
+            "class_id": [b[4] for b in boxes],
+            "conf": 0.4,
+            "cycle": 0,
+        }
+    )
 
 
 def test_a_query_on_a_false_positive_becomes_background():
@@ -75,6 +90,10 @@ def test_a_query_in_an_image_without_objects_is_background():
 def test_every_query_costs_one_box_whatever_the_answer():
     answers = answer_queries(queries((500, 400, 560, 460, 0), (120, 110, 220, 210, 0), (300, 50, 330, 80, 2)), TRUTH)
     assert labeling_cost(answers) == {
-        "boxes_queried": 3, "boxes_accepted": 1, "boxes_corrected": 1, "boxes_rejected": 1,
-        "boxes_drawn": 0, "boxes_cost": 3,
-    }  # fmt: skip
+        "boxes_queried": 3,
+        "boxes_accepted": 1,
+        "boxes_corrected": 1,
+        "boxes_rejected": 1,
+        "boxes_drawn": 0,
+        "boxes_cost": 3,
+    }

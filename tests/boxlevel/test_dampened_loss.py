@@ -72,8 +72,12 @@ def test_the_whole_loss_call_passes_the_weights_through(model, preds):
 
 
 def test_a_batch_without_boxes_trains_on_background_only(model, preds):
-    empty = {"batch_idx": torch.zeros(0), "cls": torch.zeros(0, 1), "bboxes": torch.zeros(0, 4),
-             "weights": torch.zeros(0)}  # fmt: skip
+    empty = {
+        "batch_idx": torch.zeros(0),
+        "cls": torch.zeros(0, 1),
+        "bboxes": torch.zeros(0, 4),
+        "weights": torch.zeros(0),
+    }
     box, cls, dfl = WeightedDetectionLoss(model).get_assigned_targets_and_loss(preds, empty)[1]
     assert box == 0 and dfl == 0 and cls > 0
 

@@ -31,15 +31,25 @@ def test_one_epoch_on_weighted_labels_gives_a_model_any_yolo_loads(shared, tmp_p
     from pipelines.boxlevel.dampened_training import train_yolo_partial
 
     images = sorted((shared / "data/bccd/BCCD/JPEGImages").glob("*.jpg"))[:3]
-    frames = pd.DataFrame({"frame_id": [p.stem for p in images], "image": [str(p) for p in images],
-                           "width": 640, "height": 480})  # fmt: skip
+    frames = pd.DataFrame(
+        {"frame_id": [p.stem for p in images], "image": [str(p) for p in images], "width": 640, "height": 480}
+    )
     rng = np.random.default_rng(0)
     xy = rng.uniform(50, 500, (12, 2))
-    boxes = pd.DataFrame({"frame_id": np.repeat(frames["frame_id"], 4).to_numpy(), "x1": xy[:, 0], "y1": xy[:, 1] / 2,
-                          "x2": xy[:, 0] + 80, "y2": xy[:, 1] / 2 + 80, "class_id": rng.integers(0, 3, 12),
-                          "weight": np.tile([1.0, 1.0, 0.5, 0.5], 3)})  # fmt: skip
-    data = write_weighted_yolo_dataset(tmp_path / "data", ["RBC", "WBC", "Platelets"],
-                                       {"train": frames, "val": frames.head(1)}, boxes, tmp_path)  # fmt: skip
+    boxes = pd.DataFrame(
+        {
+            "frame_id": np.repeat(frames["frame_id"], 4).to_numpy(),
+            "x1": xy[:, 0],
+            "y1": xy[:, 1] / 2,
+            "x2": xy[:, 0] + 80,
+            "y2": xy[:, 1] / 2 + 80,
+            "class_id": rng.integers(0, 3, 12),
+            "weight": np.tile([1.0, 1.0, 0.5, 0.5], 3),
+        }
+    )
+    data = write_weighted_yolo_dataset(
+        tmp_path / "data", ["RBC", "WBC", "Platelets"], {"train": frames, "val": frames.head(1)}, boxes, tmp_path
+    )
     seen: list[float] = []
     stock = WeightedDetectionLoss.get_assigned_targets_and_loss
 
@@ -49,8 +59,16 @@ def test_one_epoch_on_weighted_labels_gives_a_model_any_yolo_loads(shared, tmp_p
 
     monkeypatch.setattr(WeightedDetectionLoss, "get_assigned_targets_and_loss", spy)
     out = tmp_path / "model.pt"
-    seconds = train_yolo_partial(data, str(shared / "weights/yolo11n-coco.pt"), out, tmp_path / "train", epochs=1,
-                                 imgsz=160, batch=4, device="cpu")  # fmt: skip
+    seconds = train_yolo_partial(
+        data,
+        str(shared / "weights/yolo11n-coco.pt"),
+        out,
+        tmp_path / "train",
+        epochs=1,
+        imgsz=160,
+        batch=4,
+        device="cpu",
+    )
     assert seconds > 0 and out.stat().st_size > 0
     assert 0.5 in seen and 1.0 in seen  # training batches reached the weighted loss with their weights
     cache = load_dataset_cache_file(data.parent / "labels/train.cache")  # written by the weighted dataset

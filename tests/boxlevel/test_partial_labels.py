@@ -37,10 +37,12 @@ def answer(frame: str, outcome: str, box: list[float], cls: int, cycle: int = 0,
     return dict(zip(ANSWER_COLUMNS, [qid, frame, outcome, *box, cls, 1.0, cycle], strict=True))
 
 
-ANSWERS = pd.DataFrame([
-    answer("f0", "corrected", [0, 0, 10, 11], 0, qid="0-0"),
-    answer("f1", "rejected", [1, 0, 11, 10], -1, qid="0-1"),
-])  # fmt: skip
+ANSWERS = pd.DataFrame(
+    [
+        answer("f0", "corrected", [0, 0, 10, 11], 0, qid="0-0"),
+        answer("f1", "rejected", [1, 0, 11, 10], -1, qid="0-1"),
+    ]
+)
 
 
 def test_boxes_an_earlier_answer_covers_are_not_asked_again():
@@ -73,8 +75,17 @@ def test_noisy_labels_are_the_confident_uncovered_boxes_of_answered_frames_one_p
 def test_an_image_trains_once_it_has_an_answered_box_with_its_other_boxes_dampened_earlier_rule():
     labeled = pd.DataFrame({"frame_id": ["init"], "x1": [0.0], "y1": [0.0], "x2": [5.0], "y2": [5.0], "class_id": [2]})
     answers = pd.concat([ANSWERS, pd.DataFrame([answer("f3", "rejected", [0, 0, 9, 9], -1, qid="0-2")])])
-    noisy = pd.DataFrame({"frame_id": ["f0", "f1", "f3"], "x1": [20.0] * 3, "y1": [0.0] * 3, "x2": [30.0] * 3,
-                          "y2": [10.0] * 3, "class_id": [1, 1, 1], "conf": [0.8] * 3})  # fmt: skip
+    noisy = pd.DataFrame(
+        {
+            "frame_id": ["f0", "f1", "f3"],
+            "x1": [20.0] * 3,
+            "y1": [0.0] * 3,
+            "x2": [30.0] * 3,
+            "y2": [10.0] * 3,
+            "class_id": [1, 1, 1],
+            "conf": [0.8] * 3,
+        }
+    )
     assert answered_frames(answers, include_background=False) == ["f0"]  # f1 and f3 only have rejections
     boxes = training_boxes(labeled, answers, noisy, noisy_weight=0.5, include_background=False)
     assert boxes[["frame_id", "x2", "class_id", "weight"]].values.tolist() == [
@@ -89,11 +100,24 @@ def test_background_only_answers_reach_the_training_set():
     # f1 and f3 with their noisy box, f3's rejected region as background (no label on it)
     answers = pd.concat([ANSWERS, pd.DataFrame([answer("f3", "rejected", [0, 0, 9, 9], -1, qid="0-2")])])
     assert sorted(answered_frames(answers)) == ["f0", "f1", "f3"]
-    noisy = pd.DataFrame({"frame_id": ["f0", "f1", "f3", "f9"], "x1": [20.0] * 4, "y1": [0.0] * 4,
-                          "x2": [30.0] * 4, "y2": [10.0] * 4, "class_id": [1] * 4, "conf": [0.8] * 4})
+    noisy = pd.DataFrame(
+        {
+            "frame_id": ["f0", "f1", "f3", "f9"],
+            "x1": [20.0] * 4,
+            "y1": [0.0] * 4,
+            "x2": [30.0] * 4,
+            "y2": [10.0] * 4,
+            "class_id": [1] * 4,
+            "conf": [0.8] * 4,
+        }
+    )
     boxes = training_boxes(ANSWERS.iloc[:0], answers, noisy, noisy_weight=0.5)
     assert sorted(map(tuple, boxes[["frame_id", "weight"]].values.tolist())) == [
-        ("f0", 0.5), ("f0", 1.0), ("f1", 0.5), ("f3", 0.5)]  # f9 has no answer: not in training
+        ("f0", 0.5),
+        ("f0", 1.0),
+        ("f1", 0.5),
+        ("f3", 0.5),
+    ]  # f9 has no answer: not in training
     assert (boxes["class_id"] >= 0).all()  # a rejection never becomes a label
 
 
@@ -117,8 +141,17 @@ def test_a_frame_with_only_a_rejection_and_no_noisy_box_trains_as_pure_backgroun
 
 
 def test_noisy_boxes_never_count_as_labeling_cost():
-    noisy = pd.DataFrame({"frame_id": ["f0"] * 5, "x1": np.arange(5.0) * 20, "y1": 0.0, "x2": np.arange(5.0) * 20 + 9,
-                          "y2": 9.0, "class_id": 0, "conf": 0.9})  # fmt: skip
+    noisy = pd.DataFrame(
+        {
+            "frame_id": ["f0"] * 5,
+            "x1": np.arange(5.0) * 20,
+            "y1": 0.0,
+            "x2": np.arange(5.0) * 20 + 9,
+            "y2": 9.0,
+            "class_id": 0,
+            "conf": 0.9,
+        }
+    )
     boxes = training_boxes(ANSWERS.iloc[:0], ANSWERS, noisy, noisy_weight=0.5)
     assert (boxes["weight"] == 0.5).sum() == 5
     cost = labeling_cost(ANSWERS)
@@ -135,10 +168,25 @@ def test_label_files_carry_the_weight_as_a_sixth_column_only_where_a_box_is_damp
 
     for name in ("a", "b"):
         Image.new("RGB", (100, 50)).save(tmp_path / f"{name}.jpg")
-    frames = pd.DataFrame({"frame_id": ["a", "b"], "image": [str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")],
-                           "width": 100, "height": 50})  # fmt: skip
-    boxes = pd.DataFrame({"frame_id": ["a", "a", "b"], "x1": [0.0, 50.0, 0.0], "y1": 0.0, "x2": [10.0, 60.0, 20.0],
-                          "y2": 10.0, "class_id": [0, 1, 0], "weight": [1.0, 0.5, 1.0]})  # fmt: skip
+    frames = pd.DataFrame(
+        {
+            "frame_id": ["a", "b"],
+            "image": [str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")],
+            "width": 100,
+            "height": 50,
+        }
+    )
+    boxes = pd.DataFrame(
+        {
+            "frame_id": ["a", "a", "b"],
+            "x1": [0.0, 50.0, 0.0],
+            "y1": 0.0,
+            "x2": [10.0, 60.0, 20.0],
+            "y2": 10.0,
+            "class_id": [0, 1, 0],
+            "weight": [1.0, 0.5, 1.0],
+        }
+    )
     data = write_weighted_yolo_dataset(tmp_path / "yolo", ["x", "y"], {"train": frames}, boxes, tmp_path)
     labels = data.parent / "labels" / "train"
     assert (labels / "a.txt").read_text().splitlines() == [

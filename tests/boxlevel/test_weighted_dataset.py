@@ -32,8 +32,15 @@ def dataset(folder, **hyp) -> WeightedYOLODataset:
     from ultralytics.cfg import get_cfg
 
     cfg = get_cfg(overrides={"imgsz": 64, **hyp})
-    return WeightedYOLODataset(img_path=str(folder / "images/train"), imgsz=64, batch_size=2, augment=True, hyp=cfg,
-                               data={"names": {0: "a", 1: "b", 2: "c"}, "channels": 3}, prefix="test: ")  # fmt: skip
+    return WeightedYOLODataset(
+        img_path=str(folder / "images/train"),
+        imgsz=64,
+        batch_size=2,
+        augment=True,
+        hyp=cfg,
+        data={"names": {0: "a", 1: "b", 2: "c"}, "channels": 3},
+        prefix="test: ",
+    )
 
 
 def test_a_sixth_column_is_the_weight_and_standard_files_weigh_one(folder):

@@ -33,9 +33,14 @@ class Repo:
 
     def __init__(self, path: Path, params: dict) -> None:
         self.path = path
-        self.env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-                    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-                    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}  # fmt: skip
+        self.env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+        }
         self.env.pop("MLFLOW_TRACKING_URI", None)
         self.env.pop("ALOD_PARAMS", None)
         shutil.copy(REPO_ROOT / "dvc.yaml", path / "dvc.yaml")
@@ -43,8 +48,13 @@ class Repo:
             shutil.copytree(REPO_ROOT / code, path / code, ignore=shutil.ignore_patterns("__pycache__"))
         (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         (path / ".gitignore").write_text("mlflow.db\nmlartifacts/\n.yolo/\n.cache/\n__pycache__/\n")
-        for cmd in ("git init -q", "dvc init -q", "dvc remote add -d local .dvc-remote", "git add -A",
-                    "git commit -qm init"):  # fmt: skip
+        for cmd in (
+            "git init -q",
+            "dvc init -q",
+            "dvc remote add -d local .dvc-remote",
+            "git add -A",
+            "git commit -qm init",
+        ):
             self.run(cmd)
 
     def run(self, cmd: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -27,8 +27,14 @@ def kill_during_training(repo: Repo) -> None:
     # dvc itself is the child (no shell), so wait() reaps it: DVC's lock names its PID, and a zombie
     # would look alive to DVC's stale-lock check.
     dvc = str(Path(sys.executable).parent / "dvc")
-    proc = subprocess.Popen([dvc, "repro"], cwd=repo.path, env=repo.env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [dvc, "repro"],
+        cwd=repo.path,
+        env=repo.env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while not (repo.path / "data/train_runs").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -96,8 +102,16 @@ def test_mlflow_has_two_runs_with_cost_metrics_and_two_model_versions(two_cycles
     assert [r.info.run_name for r in runs] == ["cycle-1", "cycle-2"]
     for run, frames in zip(runs, (SEED_FRAMES, SEED_FRAMES + BUDGET), strict=True):
         m = run.data.metrics
-        for key in ("map50", "map50_95", "boxes_labeled", "cumulative_cost", "map50_95_per_100_frames",
-                    "map50_95_per_1000_boxes", "ap50_95.WBC", "selected_frames"):  # fmt: skip
+        for key in (
+            "map50",
+            "map50_95",
+            "boxes_labeled",
+            "cumulative_cost",
+            "map50_95_per_100_frames",
+            "map50_95_per_1000_boxes",
+            "ap50_95.WBC",
+            "selected_frames",
+        ):
             assert key in m, key
         assert m["frames_labeled"] == frames
         assert run.data.params["strategy"] == "uncertainty" and run.data.params["budget.frames"] == str(BUDGET)

@@ -10,10 +10,25 @@ from pipelines.datasets.manifest import Manifest
 
 
 def manifest(classes_per_frame: list[list[int]]) -> Manifest:
-    frames = pd.DataFrame({"frame_id": [f"f{i}" for i in range(len(classes_per_frame))], "image": "x.jpg",
-                           "width": 100, "height": 100, "video": "", "frame": 0, "split": "train", "meta": "{}"})
-    boxes = pd.DataFrame([{"frame_id": f"f{i}", "x1": 0.0, "y1": 0.0, "x2": 9.0, "y2": 9.0, "label": f"c{c}",
-                           "class_id": c} for i, cs in enumerate(classes_per_frame) for c in cs])
+    frames = pd.DataFrame(
+        {
+            "frame_id": [f"f{i}" for i in range(len(classes_per_frame))],
+            "image": "x.jpg",
+            "width": 100,
+            "height": 100,
+            "video": "",
+            "frame": 0,
+            "split": "train",
+            "meta": "{}",
+        }
+    )
+    boxes = pd.DataFrame(
+        [
+            {"frame_id": f"f{i}", "x1": 0.0, "y1": 0.0, "x2": 9.0, "y2": 9.0, "label": f"c{c}", "class_id": c}
+            for i, cs in enumerate(classes_per_frame)
+            for c in cs
+        ]
+    )
     return Manifest(frames, boxes, labels=None)  # type: ignore[arg-type]
 
 

@@ -14,8 +14,10 @@ def _video_pool():
 
 
 def test_two_picks_of_one_video_two_frames_apart_are_one_close_pair_within_dt1_3():
-    assert near_duplicate_picks(_video_pool(), np.array([0, 1, 2, 3, 4]), dt1=3) == {"close_window": 3,
-                                                                                       "close_pairs": 1}
+    assert near_duplicate_picks(_video_pool(), np.array([0, 1, 2, 3, 4]), dt1=3) == {
+        "close_window": 3,
+        "close_pairs": 1,
+    }
 
 
 def test_without_dt1_the_window_is_the_default_and_a_still_never_pairs():

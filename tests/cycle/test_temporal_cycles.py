@@ -16,12 +16,20 @@ DT1, DT2 = 3, 2
 def video_cycles(tmp_path_factory, shared):
     params = small_params(shared, seed_frames=6, budget=6)
     params["dataset"]["name"] = "pedestrians"
-    params["datasets"] = {"pedestrians": {"format": "multi", "labels": ["pedestrian"], "sources": [
-        {"format": "mot", "root": str(shared / "data/mot/TUD-Campus"), "split": "train"},
-        {"format": "mot", "root": str(shared / "data/mot/PETS09-S3MF1"), "split": "test"},
-    ]}}  # fmt: skip
-    params["strategy"] = {"name": "uncertainty", "params": {"measure": "entropy", "aggregation": "sum",
-                          "temporal": {"smoothing": None, "dt1": DT1, "dt2": DT2}}}  # fmt: skip
+    params["datasets"] = {
+        "pedestrians": {
+            "format": "multi",
+            "labels": ["pedestrian"],
+            "sources": [
+                {"format": "mot", "root": str(shared / "data/mot/TUD-Campus"), "split": "train"},
+                {"format": "mot", "root": str(shared / "data/mot/PETS09-S3MF1"), "split": "test"},
+            ],
+        }
+    }
+    params["strategy"] = {
+        "name": "uncertainty",
+        "params": {"measure": "entropy", "aggregation": "sum", "temporal": {"smoothing": None, "dt1": DT1, "dt2": DT2}},
+    }
     repo = Repo(tmp_path_factory.mktemp("video"), params)
     repo.run("dvc repro -q import && alod seed && dvc repro && dvc repro")
     return repo

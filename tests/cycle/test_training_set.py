@@ -12,8 +12,9 @@ from pipelines.stages.train import training_boxes
 
 
 def tiny_manifest(image) -> Manifest:
-    frames = pd.DataFrame([[f"d/{i}", str(image), 640, 480, "", 0, "train", "{}"] for i in range(3)],
-                          columns=FRAME_COLUMNS)  # fmt: skip
+    frames = pd.DataFrame(
+        [[f"d/{i}", str(image), 640, 480, "", 0, "train", "{}"] for i in range(3)], columns=FRAME_COLUMNS
+    )
     boxes = pd.DataFrame([[f"d/{i}", 10.0 + i, 20.0, 110.0, 120.0, "RBC", 0] for i in range(3)], columns=BOX_COLUMNS)
     return Manifest(frames, boxes, LabelMap(("RBC",)))
 

@@ -93,6 +93,7 @@ def test_a_corrupt_jpeg_named_by_an_annotation_is_an_error(tmp_path, shared):
 
 def test_a_corrupt_jpeg_in_a_folder_is_skipped_with_a_warning_and_counted(tmp_path, shared):
     import ultralytics.utils.patches  # noqa: F401 - patches Image.open: an unknown format tries the pi-heif plugin
+
     root = _yolo_folder(tmp_path, shared, {"img0": "0 0.5 0.5 0.1 0.1\n", "img1": "1 0.5 0.5 0.2 0.2\n"}, images=3)
     (root / "images/train/img1.jpg").write_bytes(b"not a jpeg at all")
     truncated = root / "images/train/img2.jpg"
@@ -116,8 +117,11 @@ def test_lenient_mode_skips_the_bad_frame_and_keeps_the_rest(tmp_path, shared):
 
 def test_the_cli_prints_one_clear_line_and_exits_1(tmp_path, shared, monkeypatch, capsys):
     root = _voc_folder(tmp_path, shared, name="Neutrophil")
-    params = settings_file(tmp_path / "params.yaml", dataset={"name": "t", "manifest_dir": str(tmp_path / "m")},
-                           datasets={"t": {"format": "voc", "root": str(root), "labels": ["RBC"]}})  # fmt: skip
+    params = settings_file(
+        tmp_path / "params.yaml",
+        dataset={"name": "t", "manifest_dir": str(tmp_path / "m")},
+        datasets={"t": {"format": "voc", "root": str(root), "labels": ["RBC"]}},
+    )
     monkeypatch.setenv("ALOD_PARAMS", str(params))
     assert main(["import"]) == 1
     err = capsys.readouterr().err

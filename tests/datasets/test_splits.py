@@ -9,8 +9,9 @@ from pipelines.datasets.splits import hash_split, needs_split, unit_interval
 
 
 def frames(n: int, videos: list[str] | None = None) -> pd.DataFrame:
-    return pd.DataFrame({"frame_id": [f"d/{i:05d}" for i in range(n)], "video": videos or [""] * n,
-                         "split": ["train"] * n})  # fmt: skip
+    return pd.DataFrame(
+        {"frame_id": [f"d/{i:05d}" for i in range(n)], "video": videos or [""] * n, "split": ["train"] * n}
+    )
 
 
 def test_the_split_is_the_same_on_every_run_and_does_not_depend_on_order():

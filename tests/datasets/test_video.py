@@ -78,5 +78,6 @@ def test_a_file_that_is_not_a_video_is_a_clear_error(tmp_path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00" * 1000)
     with pytest.raises(DatasetError, match=r"broken\.mp4: cannot open video"):
-        import_dataset("v", {"format": "video", "root": str(bad), "labels": ["x"], "frames_dir": str(tmp_path)},
-                       REPO_ROOT)  # fmt: skip
+        import_dataset(
+            "v", {"format": "video", "root": str(bad), "labels": ["x"], "frames_dir": str(tmp_path)}, REPO_ROOT
+        )

@@ -24,8 +24,9 @@ def copy_voc(shared: Path, root: Path, annotations: str, images: str) -> Path:
 
 
 def boxes_of(config: dict) -> list[tuple]:
-    manifest, _ = import_dataset("t", {"format": "voc", "labels": ["RBC", "WBC", "Platelets"],
-                                       "degenerate_boxes": "drop", **config}, REPO_ROOT)  # fmt: skip
+    manifest, _ = import_dataset(
+        "t", {"format": "voc", "labels": ["RBC", "WBC", "Platelets"], "degenerate_boxes": "drop", **config}, REPO_ROOT
+    )
     assert sorted(manifest.frames["frame_id"]) == [f"t/{s}" for s in STEMS]
     return sorted(manifest.boxes[["frame_id", "label", "x1", "y1", "x2", "y2"]].itertuples(index=False))
 

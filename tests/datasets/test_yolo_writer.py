@@ -57,9 +57,28 @@ def test_ultralytics_trains_one_epoch_on_it(bccd, tmp_path):
 
     data_yaml, _ = _write_small(bccd, tmp_path / "yolo", n_train=4, n_val=2)
     model = YOLO(str(REPO_ROOT.parent / "shared/weights/yolo11n-coco.pt"))
-    model.train(data=str(data_yaml), epochs=1, imgsz=160, batch=4, workers=0, device="cpu",
-                project=str(tmp_path / "runs"), name="t", plots=False, verbose=False, amp=False)  # fmt: skip
-    metrics = model.val(data=str(data_yaml), imgsz=160, batch=4, device="cpu", plots=False, verbose=False,
-                        project=str(tmp_path / "runs"), name="v")  # fmt: skip
+    model.train(
+        data=str(data_yaml),
+        epochs=1,
+        imgsz=160,
+        batch=4,
+        workers=0,
+        device="cpu",
+        project=str(tmp_path / "runs"),
+        name="t",
+        plots=False,
+        verbose=False,
+        amp=False,
+    )
+    metrics = model.val(
+        data=str(data_yaml),
+        imgsz=160,
+        batch=4,
+        device="cpu",
+        plots=False,
+        verbose=False,
+        project=str(tmp_path / "runs"),
+        name="v",
+    )
     assert model.names == {0: "RBC", 1: "WBC", 2: "Platelets"}
     assert 0.0 <= metrics.box.map50 <= 1.0

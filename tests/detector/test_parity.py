@@ -45,9 +45,14 @@ def settings(params, shared, tmp_path_factory) -> dict:
         "model": {**params["model"], "imgsz": 224},
         "detector": detector,
         "score": {**params["score"], "out_dir": str(out / "scores")},
-        "backend": {**params["backend"], "model_uri": params["model"]["base_weights"], "model_poll_s": 0,
-                    "warmup": False, "model_cache_dir": str(out / "cache")},
-    }  # fmt: skip
+        "backend": {
+            **params["backend"],
+            "model_uri": params["model"]["base_weights"],
+            "model_poll_s": 0,
+            "warmup": False,
+            "model_cache_dir": str(out / "cache"),
+        },
+    }
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +80,10 @@ def test_predict_and_the_score_stage_agree_on_every_frame(settings, images, stag
     expected = frame_scores(strategy, stage_pool, CycleState(), np.random.default_rng(0), **strategy_params)
     params = {**settings, "strategy": {"name": strategy, "params": strategy_params}}
     http = create_app(BackendSettings.load(params, environ={"ALOD_INSECURE_NO_AUTH": "1"})).test_client()
-    tasks = [{"id": i + 1, "data": {"image": "data:image/jpeg;base64," + base64.b64encode(p.read_bytes()).decode()}}
-             for i, p in enumerate(images)]  # fmt: skip
+    tasks = [
+        {"id": i + 1, "data": {"image": "data:image/jpeg;base64," + base64.b64encode(p.read_bytes()).decode()}}
+        for i, p in enumerate(images)
+    ]
     reply = http.post("/predict", json={"tasks": tasks, "label_config": label_config(list(stage_pool.class_names))})
     assert reply.status_code == 200, reply.get_data(as_text=True)
     scores = [prediction["score"] for prediction in reply.json["results"]]

@@ -19,7 +19,10 @@ from strategies.spatial import divergence_map, region_maxima
 def test_settings_come_from_params_with_the_paper_defaults():
     assert divergence_setting({}) == {"radius": 9.0, "region": 30, "units": "pixels"}
     assert divergence_setting({"divergence_radius": 4, "divergence_region": 16}) == {
-        "radius": 4.0, "region": 16, "units": "pixels"}
+        "radius": 4.0,
+        "region": 16,
+        "units": "pixels",
+    }
     assert Divergence.parse(1) == Divergence(radius=1, units="grid")  # an int: the earlier grid rule
     with pytest.raises(ValueError, match="units"):
         Divergence(units="cells")
@@ -57,10 +60,27 @@ def test_predict_and_score_give_the_same_spatial_divergence(detector, bccd_image
     dets = detector.detect([image], conf=options.conf, divergence_radius=options.divergence_radius)
     predict_value = scorer.values(pool_from_detections(["t1"], dets, detector.names), ["t1"])[0]
     # alod score: the same params through scoring_arguments' divergence_setting into the Parquet pool
-    frames = pd.DataFrame({"frame_id": ["t1"], "image": [str(bccd_images[0])], "width": [640], "height": [480],
-                           "video": [""], "frame": [0], "split": ["train"], "meta": ["{}"]})
-    score_frames(frames, detector, tmp_path / "scores", conf=0.05, divergence_radius=divergence_setting(det_cfg),
-                 root=tmp_path, progress=False)
+    frames = pd.DataFrame(
+        {
+            "frame_id": ["t1"],
+            "image": [str(bccd_images[0])],
+            "width": [640],
+            "height": [480],
+            "video": [""],
+            "frame": [0],
+            "split": ["train"],
+            "meta": ["{}"],
+        }
+    )
+    score_frames(
+        frames,
+        detector,
+        tmp_path / "scores",
+        conf=0.05,
+        divergence_radius=divergence_setting(det_cfg),
+        root=tmp_path,
+        progress=False,
+    )
     pool = read_scored_pool(tmp_path / "scores")
     score_value = frame_scores("spatial_divergence", pool, CycleState(), np.random.default_rng(0))[0]
     assert pool.divergence_maps[0].shape == (16, 22)  # 480 x 640 px in 30 px regions

@@ -155,9 +155,20 @@ def test_the_cli_scores_a_split_of_the_manifest(tmp_path, shared, monkeypatch) -
     frames.to_parquet(tmp_path / "frames.parquet")
     monkeypatch.setenv("ALOD__MODEL__IMGSZ", "320")
     code = cli.main(
-        ["score", "--manifest", str(tmp_path), "--split", "train", "--limit", "2", "--out", str(tmp_path / "s"),
-         "--no-progress", "--no-tta-flip"]
-    )  # fmt: skip
+        [
+            "score",
+            "--manifest",
+            str(tmp_path),
+            "--split",
+            "train",
+            "--limit",
+            "2",
+            "--out",
+            str(tmp_path / "s"),
+            "--no-progress",
+            "--no-tta-flip",
+        ]
+    )
     assert code == 0
     pool = read_scored_pool(tmp_path / "s")
     assert list(pool.frame_ids) == ["f000", "f001"] and pool.flip_xyxy is None

@@ -61,8 +61,9 @@ def test_train_yolo_hands_the_device_to_ultralytics_unchanged(tmp_path, monkeypa
     monkeypatch.setattr(ultralytics, "YOLO", FakeYOLO)
     FakeYOLO.calls.clear()
     out = tmp_path / "model.pt"
-    yolo_ops.train_yolo(tmp_path / "data.yaml", "w.pt", out, tmp_path / "runs" / "c1", epochs=1, imgsz=64, batch=16,
-                        device=device)  # fmt: skip
+    yolo_ops.train_yolo(
+        tmp_path / "data.yaml", "w.pt", out, tmp_path / "runs" / "c1", epochs=1, imgsz=64, batch=16, device=device
+    )
     assert FakeYOLO.calls[0]["device"] == passed
     assert FakeYOLO.calls[0]["batch"] == 16  # ultralytics splits it across the GPUs (16 // 2 per rank)
     assert out.read_bytes() == b"weights"
@@ -72,5 +73,13 @@ def test_train_yolo_hands_the_device_to_ultralytics_unchanged(tmp_path, monkeypa
 def test_ultralytics_itself_receives_the_two_gpu_request(tmp_path: Path, shared: Path) -> None:
     """Without two GPUs, ultralytics' device check refuses the request and quotes the string it was given."""
     with pytest.raises(ValueError, match=r"Invalid CUDA 'device=0,1' requested"):
-        yolo_ops.train_yolo(tmp_path / "data.yaml", str(shared / "weights" / "yolo11n-coco.pt"), tmp_path / "m.pt",
-                            tmp_path / "runs" / "c1", epochs=1, imgsz=64, batch=4, device="0,1")  # fmt: skip
+        yolo_ops.train_yolo(
+            tmp_path / "data.yaml",
+            str(shared / "weights" / "yolo11n-coco.pt"),
+            tmp_path / "m.pt",
+            tmp_path / "runs" / "c1",
+            epochs=1,
+            imgsz=64,
+            batch=4,
+            device="0,1",
+        )

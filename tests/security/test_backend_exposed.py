@@ -19,8 +19,10 @@ pytestmark = pytest.mark.slow
 
 AUTH = ("alod", "correct horse battery staple")
 KEY = "env-secret-key-0123456789"
-CONFIG = ('<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
-          '<Label value="Person"/></RectangleLabels></View>')  # fmt: skip
+CONFIG = (
+    '<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
+    '<Label value="Person"/></RectangleLabels></View>'
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +30,11 @@ def backend(tmp_path_factory, shared):
     tmp = tmp_path_factory.mktemp("exposed")
     script = "import json, os, pathlib, sys; pathlib.Path(sys.argv[1]).write_text(json.dumps(dict(os.environ)))"
     env = {
-        "BASIC_AUTH_USER": AUTH[0], "BASIC_AUTH_PASS": AUTH[1],
+        "BASIC_AUTH_USER": AUTH[0],
+        "BASIC_AUTH_PASS": AUTH[1],
         "LABEL_STUDIO_API_KEY": KEY,  # from the environment, with no LABEL_STUDIO_URL beside it
         "ALOD__BACKEND__TRAIN_COMMAND": json.dumps([sys.executable, "-c", script, str(tmp / "child-env.json")]),
-    }  # fmt: skip
+    }
     server = start_backend(tmp, env)
     yield server, tmp
     stop(server.proc)
@@ -45,8 +48,14 @@ def image_task(shared, task_id: int = 1) -> dict:
 def test_without_credentials_everything_but_health_is_refused(backend):
     server, tmp = backend
     assert requests.get(f"{server.url}/health", timeout=5).ok
-    for method, path in (("post", "/webhook"), ("post", "/predict"), ("post", "/setup"), ("get", "/metrics"),
-                         ("post", "/train"), ("get", "/training")):  # fmt: skip
+    for method, path in (
+        ("post", "/webhook"),
+        ("post", "/predict"),
+        ("post", "/setup"),
+        ("get", "/metrics"),
+        ("post", "/train"),
+        ("get", "/training"),
+    ):
         answer = getattr(requests, method)(f"{server.url}{path}", json={"action": "START_TRAINING"}, timeout=5)
         assert answer.status_code == 401, path
     assert not (tmp / "child-env.json").exists()  # the anonymous START_TRAINING started nothing
@@ -68,11 +77,17 @@ def test_the_default_is_closed_and_on_loopback(monkeypatch):
 def test_a_key_from_the_environment_never_goes_to_a_host_named_by_setup(backend, targets):
     server, _ = backend
     attacker = targets("127.0.0.3")
-    setup = requests.post(f"{server.url}/setup", auth=AUTH, timeout=30,
-                          json={"project": "1.1", "schema": CONFIG, "hostname": attacker.url, "access_token": ""})
+    setup = requests.post(
+        f"{server.url}/setup",
+        auth=AUTH,
+        timeout=30,
+        json={"project": "1.1", "schema": CONFIG, "hostname": attacker.url, "access_token": ""},
+    )
     assert setup.ok
-    tasks = [{"id": 1, "data": {"image": "/data/upload/1/a.jpg"}},
-             {"id": 2, "data": {"image": f"{attacker.url}/api/current-user/token"}}]  # fmt: skip
+    tasks = [
+        {"id": 1, "data": {"image": "/data/upload/1/a.jpg"}},
+        {"id": 2, "data": {"image": f"{attacker.url}/api/current-user/token"}},
+    ]
     body = {"tasks": tasks, "label_config": CONFIG}
     answer = requests.post(f"{server.url}/predict", auth=AUTH, json=body, timeout=60)
     assert answer.ok and all("error" in r for r in answer.json()["results"])
@@ -82,8 +97,9 @@ def test_a_key_from_the_environment_never_goes_to_a_host_named_by_setup(backend,
 def test_malformed_bodies_of_any_depth_get_a_400_without_internals(backend):
     server, _ = backend
     deep = "[" * 200_000 + "]" * 200_000
-    answer = requests.post(f"{server.url}/predict", auth=AUTH, data=deep, timeout=30,
-                           headers={"Content-Type": "application/json"})  # fmt: skip
+    answer = requests.post(
+        f"{server.url}/predict", auth=AUTH, data=deep, timeout=30, headers={"Content-Type": "application/json"}
+    )
     assert answer.status_code == 400
     assert "Traceback" not in answer.text and "RecursionError" not in answer.text
 
@@ -101,15 +117,20 @@ def test_untrusted_webhook_actions_do_not_grow_the_metrics(backend):
 def test_a_huge_labeling_config_is_refused(backend, shared):
     server, _ = backend
     config = CONFIG.replace('<Label value="Person"/>', '<Label value="Person"/>' * 20_000)
-    answer = requests.post(f"{server.url}/predict", auth=AUTH, timeout=30,
-                           json={"tasks": [image_task(shared)], "label_config": config})  # fmt: skip
+    answer = requests.post(
+        f"{server.url}/predict", auth=AUTH, timeout=30, json={"tasks": [image_task(shared)], "label_config": config}
+    )
     assert answer.status_code == 400 and "larger than" in answer.json()["error"]
 
 
 def test_the_training_child_gets_no_backend_credentials_and_a_long_reason_is_cut(backend):
     server, tmp = backend
-    answer = requests.post(f"{server.url}/webhook", auth=AUTH, timeout=10,
-                           json={"action": "START_TRAINING", "project": {"id": "9" * 100_000}})  # fmt: skip
+    answer = requests.post(
+        f"{server.url}/webhook",
+        auth=AUTH,
+        timeout=10,
+        json={"action": "START_TRAINING", "project": {"id": "9" * 100_000}},
+    )
     assert answer.ok and answer.json()["status"] == "started"
     deadline = time.monotonic() + 30
     while not (tmp / "child-env.json").exists():
@@ -130,8 +151,11 @@ def test_64_half_open_connections_do_not_stop_it_answering(backend, shared):
     try:
         for i in range(64):  # headers never finished, or a body announced and never sent
             s = socket.create_connection((host, int(port)), timeout=5)
-            partial = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Le" if i % 2 else (
-                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{\"tasks\"")
+            partial = (
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Le"
+                if i % 2
+                else (b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{"tasks"')
+            )
             s.sendall(partial)
             crowd.append(s)
         time.sleep(1.0)
@@ -139,8 +163,9 @@ def test_64_half_open_connections_do_not_stop_it_answering(backend, shared):
         assert requests.get(f"{server.url}/health", timeout=5).ok
         health_s = time.monotonic() - started
         started = time.monotonic()
-        answer = requests.post(f"{server.url}/predict", auth=AUTH, timeout=30,
-                               json={"tasks": [image_task(shared)], "label_config": CONFIG})  # fmt: skip
+        answer = requests.post(
+            f"{server.url}/predict", auth=AUTH, timeout=30, json={"tasks": [image_task(shared)], "label_config": CONFIG}
+        )
         predict_s = time.monotonic() - started
         assert answer.ok and "result" in answer.json()["results"][0]
         assert health_s < 1.0 and predict_s < 3.0, (health_s, predict_s)

@@ -13,11 +13,20 @@ def jpeg(shared) -> bytes:
     return (shared / "data/coco128/images/train2017/000000000036.jpg").read_bytes()
 
 
-@pytest.mark.parametrize("spelling", [
-    "http://127.0.0.1:{port}/", "http://localhost:{port}/", "http://2130706433:{port}/", "http://0x7f.0.0.1:{port}/",
-    "http://0177.0.0.1:{port}/", "http://127.1:{port}/", "http://[::ffff:127.0.0.1]:{port}/", "http://[::1]:{port}/",
-    "http://0.0.0.0:{port}/",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "http://127.0.0.1:{port}/",
+        "http://localhost:{port}/",
+        "http://2130706433:{port}/",
+        "http://0x7f.0.0.1:{port}/",
+        "http://0177.0.0.1:{port}/",
+        "http://127.1:{port}/",
+        "http://[::ffff:127.0.0.1]:{port}/",
+        "http://[::1]:{port}/",
+        "http://0.0.0.0:{port}/",
+    ],
+)
 def test_an_internal_service_is_not_reached_however_its_address_is_written(targets, spelling):
     internal = targets("127.0.0.1")
     with pytest.raises(ImageLoadError) as refused:

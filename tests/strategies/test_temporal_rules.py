@@ -124,8 +124,13 @@ def test_guided_random_is_random_under_the_temporal_rules():
         assert len(frames) >= 2 and (np.diff(frames) > 15).all()
     assert len({tuple(sel.indices.tolist()) for sel in picks}) > 10  # still random
     earlier = picks[0]
-    later = pick("random", pool, 60, CycleState(cycle=1, labeled=frozenset(earlier.frame_ids(pool)),
-                                                blocked=earlier.blocked), seed=1)
+    later = pick(
+        "random",
+        pool,
+        60,
+        CycleState(cycle=1, labeled=frozenset(earlier.frame_ids(pool)), blocked=earlier.blocked),
+        seed=1,
+    )
     near = {i + d for i in earlier.indices.tolist() for d in range(-3, 4)}
     assert not near & set(later.indices.tolist())
     plain = [pick("random", pool, 10, seed=s) for s in range(20)]

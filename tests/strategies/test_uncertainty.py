@@ -64,8 +64,9 @@ def test_multi_class_entropy_accounts_for_the_box_confidence():
     # same class shape (an even split over two classes), confidence 0.05 vs 0.95 vs 0.5
     probs = np.array([[0.05, 0.05], [0.95, 0.95], [0.5, 0.5]], np.float32)
     got = box_uncertainty(probs, "entropy")
-    assert got == pytest.approx([entropy([0.025, 0.025, 0.95]), entropy([0.475, 0.475, 0.05]),
-                                 entropy([0.25, 0.25, 0.5])], abs=1e-6)
+    assert got == pytest.approx(
+        [entropy([0.025, 0.025, 0.95]), entropy([0.475, 0.475, 0.05]), entropy([0.25, 0.25, 0.5])], abs=1e-6
+    )
     assert got[2] > got[1] > got[0]  # 0.05: nearly surely background; 0.5: unsure if there is an object
     # ignoring the confidence, all three were maximally uncertain (log 2)
     assert box_uncertainty(probs, "entropy_classes") == pytest.approx([np.log(2)] * 3, abs=1e-6)

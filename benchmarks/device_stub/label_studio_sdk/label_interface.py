@@ -24,8 +24,11 @@ class Control(Tag):
 class LabelInterface:
     def __init__(self, config: str) -> None:
         root = ET.fromstring(config)
-        objects = {el.get("name", ""): Tag(el.tag, el.get("name", ""), dict(el.attrib), el.get("value", ""))
-                   for el in root.iter() if str(el.get("value", "")).startswith("$")}
+        objects = {
+            el.get("name", ""): Tag(el.tag, el.get("name", ""), dict(el.attrib), el.get("value", ""))
+            for el in root.iter()
+            if str(el.get("value", "")).startswith("$")
+        }
         self.controls: list[Control] = []
         for el in root.iter():
             if el.get("toName") is None:

@@ -145,18 +145,37 @@ def to_labelstudio_tasks(
         data: dict[str, Any] = {**json.loads(row.meta or "{}")}
         for key in ("ls_task_id", "ls_annotation_id", "annotated", "lead_time"):
             data.pop(key, None)
-        data.update({image_key: _task_image(row.image, root, document_root), "frame_id": row.frame_id,
-                     "split": row.split, "video": row.video, "frame": int(row.frame)})  # fmt: skip
+        data.update(
+            {
+                image_key: _task_image(row.image, root, document_root),
+                "frame_id": row.frame_id,
+                "split": row.split,
+                "video": row.video,
+                "frame": int(row.frame),
+            }
+        )
         result = []
         frame_boxes = boxes_by_frame.get(row.frame_id)
         for k, b in enumerate(frame_boxes.itertuples(index=False) if frame_boxes is not None else []):
-            result.append({
-                "id": f"{k}", "type": "rectanglelabels", "from_name": from_name, "to_name": to_name,
-                "original_width": int(row.width), "original_height": int(row.height), "image_rotation": 0,
-                "value": {"x": b.x1 / row.width * 100, "y": b.y1 / row.height * 100,
-                          "width": (b.x2 - b.x1) / row.width * 100, "height": (b.y2 - b.y1) / row.height * 100,
-                          "rotation": 0, "rectanglelabels": [b.label]},
-            })  # fmt: skip
+            result.append(
+                {
+                    "id": f"{k}",
+                    "type": "rectanglelabels",
+                    "from_name": from_name,
+                    "to_name": to_name,
+                    "original_width": int(row.width),
+                    "original_height": int(row.height),
+                    "image_rotation": 0,
+                    "value": {
+                        "x": b.x1 / row.width * 100,
+                        "y": b.y1 / row.height * 100,
+                        "width": (b.x2 - b.x1) / row.width * 100,
+                        "height": (b.y2 - b.y1) / row.height * 100,
+                        "rotation": 0,
+                        "rectanglelabels": [b.label],
+                    },
+                }
+            )
         tasks.append({"data": data, "annotations": [{"result": result, "ground_truth": True}]})
     return tasks
 

@@ -46,9 +46,14 @@ def _read_sequence(seq: Path, builder: ManifestBuilder, dataset: str, split: str
     meta = {k: v for k, v in info.items() if k in ("framerate", "seqlength")}
     for frame in sorted(images):
         builder.add_frame(
-            f"{dataset}/{seq.name}/{frame:06d}", images[frame], boxes.pop(frame, []),
-            split=split, video=seq.name, frame=frame, meta=meta,
-        )  # fmt: skip
+            f"{dataset}/{seq.name}/{frame:06d}",
+            images[frame],
+            boxes.pop(frame, []),
+            split=split,
+            video=seq.name,
+            frame=frame,
+            meta=meta,
+        )
     for frame in sorted(boxes):
         builder.log.warn(
             f"{seq / 'gt' / 'gt.txt'}: {len(boxes[frame])} boxes for frame {frame} with no image", "orphan box"

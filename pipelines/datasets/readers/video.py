@@ -33,8 +33,9 @@ def read_video_files(
     for video in videos:
         meta = {"source_video": video.name}
         for frame, image in extract_frames(video, frames_dir / video.stem, every, builder):
-            builder.add_frame(f"{dataset}/{video.stem}/{frame:06d}", image, [], split=split, video=video.stem,
-                              frame=frame, meta=meta)  # fmt: skip
+            builder.add_frame(
+                f"{dataset}/{video.stem}/{frame:06d}", image, [], split=split, video=video.stem, frame=frame, meta=meta
+            )
 
 
 def read_frame_folders(root: Path, builder: ManifestBuilder, dataset: str, split: str = "train") -> None:
@@ -49,8 +50,9 @@ def read_frame_folders(root: Path, builder: ManifestBuilder, dataset: str, split
                 builder.log.warn(f"{image}: no frame number in the file name, ignored", "unnumbered frame")
                 continue
             frame = int(digits[-1])
-            builder.add_frame(f"{dataset}/{folder.name}/{frame:06d}", image, [], split=split, video=folder.name,
-                              frame=frame)  # fmt: skip
+            builder.add_frame(
+                f"{dataset}/{folder.name}/{frame:06d}", image, [], split=split, video=folder.name, frame=frame
+            )
 
 
 def extract_frames(video: Path, out: Path, every: int, builder: ManifestBuilder) -> Iterator[tuple[int, Path]]:

@@ -29,8 +29,11 @@ def voc_folders(root: Path, annotations: Path | None = None, images: Path | None
     if ann_dir is None and any(root.glob("*.xml")):
         ann_dir = root  # XML files beside their images
     if ann_dir is None or not ann_dir.is_dir():
-        raise DatasetError(root, f"not a Pascal VOC folder: no {' / '.join(ANNOTATION_DIRS)} folder and no *.xml "
-                                 "(or set `annotations:` in the dataset's settings)")  # fmt: skip
+        raise DatasetError(
+            root,
+            f"not a Pascal VOC folder: no {' / '.join(ANNOTATION_DIRS)} folder and no *.xml "
+            "(or set `annotations:` in the dataset's settings)",
+        )
     img_dir = images or next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), ann_dir)
     return ann_dir, img_dir
 
@@ -91,5 +94,10 @@ def _splits(main: Path) -> dict[str, str]:
 
 @register_format("voc")
 def read_voc_source(source: Source) -> None:
-    read_voc(source.path("root"), source.builder, source.name, source.optional_path("annotations"),
-             source.optional_path("images"))  # fmt: skip
+    read_voc(
+        source.path("root"),
+        source.builder,
+        source.name,
+        source.optional_path("annotations"),
+        source.optional_path("images"),
+    )
