@@ -27,7 +27,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 import requests
 
@@ -429,3 +431,26 @@ def coco_dir(shared: Path) -> Path:
 @pytest.fixture(scope="session")
 def to_data_url():  # noqa: ANN201
     return data_url
+
+
+def bccd_project(
+    label_studio: LabelStudioServer, shared: Path, title: str, label_config: str, pool: int, test: int
+) -> tuple[Any, int, list[dict], dict[str, int]]:
+    """A Label Studio project of the first ``pool`` BCCD train and ``test`` test frames (local files,
+    ``split`` in the task data, no annotations). Returns (client, project id, the tasks with their
+    ground truth as an annotation, frame id -> task id)."""
+    from pipelines.datasets import import_dataset
+    from pipelines.datasets.readers.labelstudio import to_labelstudio_tasks
+
+    config = {"format": "voc", "root": str(shared / "data/bccd/BCCD"), "labels": ["RBC", "WBC", "Platelets"],
+              "degenerate_boxes": "drop"}  # fmt: skip
+    bccd, _ = import_dataset("bccd", config, REPO_ROOT, verify="header")
+    split = bccd.frames["split"]
+    frames = pd.concat([bccd.frames[split == "train"].head(pool), bccd.frames[split == "test"].head(test)])
+    small = type(bccd)(frames, bccd.boxes_of(frames["frame_id"]), bccd.labels)
+    tasks = to_labelstudio_tasks(small, REPO_ROOT, document_root=label_studio.document_root)
+    ls = label_studio.client()
+    project = ls.projects.create(title=title, label_config=label_config)
+    ls.projects.import_tasks(project.id, request=[{"data": t["data"]} for t in tasks])
+    task_of = {t.data["frame_id"]: t.id for t in ls.tasks.list(project=project.id)}
+    return ls, project.id, tasks, task_of

@@ -10,11 +10,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from core.settings import REPO_ROOT
-from pipelines.datasets import import_dataset
-from pipelines.datasets.readers.labelstudio import to_labelstudio_tasks
 from pipelines.datasets.yolo_writer import safe_name
 from pipelines.labelstudio.box_queries import REGION_PREFIX, REVIEW_NOTE
+from tests.backend.conftest import bccd_project
 from tests.cycle.scratch import Repo, small_params
 
 pytestmark = pytest.mark.slow
@@ -28,31 +26,12 @@ MOVE_PCT = 5.0  # the annotator drags the second query sideways by 5 % of the im
 
 
 def project_with_annotations(label_studio, shared) -> tuple[object, int, dict[str, int]]:
-    bccd, _ = import_dataset(
-        "bccd",
-        {
-            "format": "voc",
-            "root": str(shared / "data/bccd/BCCD"),
-            "labels": ["RBC", "WBC", "Platelets"],
-            "degenerate_boxes": "drop",
-        },
-        REPO_ROOT,
-        verify="header",
-    )
-    frames = pd.concat(
-        [bccd.frames[bccd.frames.split == "train"].head(POOL), bccd.frames[bccd.frames.split == "test"].head(TEST)]
-    )
-    small = type(bccd)(frames, bccd.boxes_of(frames["frame_id"]), bccd.labels)
-    tasks = to_labelstudio_tasks(small, REPO_ROOT, document_root=label_studio.document_root)
-    ls = label_studio.client()
-    project = ls.projects.create(title="alod box mode", label_config=CONFIG)
-    ls.projects.import_tasks(project.id, request=[{"data": t["data"]} for t in tasks])
-    created = {t.data["frame_id"]: t.id for t in ls.tasks.list(project=project.id)}
+    ls, project_id, tasks, created = bccd_project(label_studio, shared, "alod box mode", CONFIG, POOL, TEST)
     annotated = [t for t in tasks if t["data"]["split"] == "test"]
     annotated += [t for t in tasks if t["data"]["split"] == "train"][:LABELED]
     for task in annotated:
         ls.annotations.create(id=created[task["data"]["frame_id"]], result=task["annotations"][0]["result"])
-    return ls, project.id, created
+    return ls, project_id, created
 
 
 def moved(value: dict) -> dict:

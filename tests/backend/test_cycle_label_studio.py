@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 
-from core.settings import REPO_ROOT
-from pipelines.datasets import import_dataset
-from pipelines.datasets.readers.labelstudio import to_labelstudio_tasks
+from tests.backend.conftest import bccd_project
 from tests.cycle.scratch import Repo, small_params
 
 pytestmark = pytest.mark.slow
@@ -25,26 +22,7 @@ POOL, LABELED, TEST, BUDGET = 14, 6, 6, 4
 
 @pytest.fixture(scope="module")
 def cycle(label_studio, shared, tmp_path_factory):
-    bccd, _ = import_dataset(
-        "bccd",
-        {
-            "format": "voc",
-            "root": str(shared / "data/bccd/BCCD"),
-            "labels": ["RBC", "WBC", "Platelets"],
-            "degenerate_boxes": "drop",
-        },
-        REPO_ROOT,
-        verify="header",
-    )
-    frames = pd.concat(
-        [bccd.frames[bccd.frames.split == "train"].head(POOL), bccd.frames[bccd.frames.split == "test"].head(TEST)]
-    )
-    small = type(bccd)(frames, bccd.boxes_of(frames["frame_id"]), bccd.labels)
-    tasks = to_labelstudio_tasks(small, REPO_ROOT, document_root=label_studio.document_root)
-    ls = label_studio.client()
-    project = ls.projects.create(title="alod cycle", label_config=CONFIG)
-    ls.projects.import_tasks(project.id, request=[{"data": t["data"]} for t in tasks])
-    created = {t.data["frame_id"]: t.id for t in ls.tasks.list(project=project.id)}
+    ls, project_id, tasks, created = bccd_project(label_studio, shared, "alod cycle", CONFIG, POOL, TEST)
     annotated = [t for t in tasks if t["data"]["split"] == "test"]
     annotated += [t for t in tasks if t["data"]["split"] == "train"][:LABELED]
     for task in annotated:  # annotators at work, through the API
@@ -57,7 +35,7 @@ def cycle(label_studio, shared, tmp_path_factory):
     params["datasets"] = {
         "lsproj": {
             "format": "labelstudio",
-            "project": project.id,
+            "project": project_id,
             "url": label_studio.url,
             "api_key": label_studio.token,
             "document_root": str(label_studio.document_root),
@@ -67,7 +45,7 @@ def cycle(label_studio, shared, tmp_path_factory):
     params["cycle"]["source"] = "labelstudio"
     repo = Repo(tmp_path_factory.mktemp("lscycle"), params)
     repo.run("dvc repro")
-    return repo, ls, project.id, created
+    return repo, ls, project_id, created
 
 
 def test_the_snapshot_holds_the_annotations_made_in_label_studio(cycle):

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import time
 
-import pandas as pd
 import pytest
 import requests
 
 from core.model_store import file_version
-from core.settings import REPO_ROOT
-from pipelines.datasets import import_dataset
-from pipelines.datasets.readers.labelstudio import to_labelstudio_tasks
-from tests.backend.conftest import start_backend, stop
+from tests.backend.conftest import bccd_project, start_backend, stop
 from tests.cycle.scratch import Repo, small_params
 
 pytestmark = pytest.mark.slow
@@ -55,33 +51,15 @@ def ordered(ls_url: str, token: str, project: int, view: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def loop(label_studio, shared, tmp_path_factory):
-    bccd, _ = import_dataset(
-        "bccd",
-        {
-            "format": "voc",
-            "root": str(shared / "data/bccd/BCCD"),
-            "labels": ["RBC", "WBC", "Platelets"],
-            "degenerate_boxes": "drop",
-        },
-        REPO_ROOT,
-        verify="header",
-    )
-    frames = pd.concat(
-        [bccd.frames[bccd.frames.split == "train"].head(POOL), bccd.frames[bccd.frames.split == "test"].head(TEST)]
-    )
-    small = type(bccd)(frames, bccd.boxes_of(frames["frame_id"]), bccd.labels)
-    truth = {t["data"]["frame_id"]: t for t in to_labelstudio_tasks(small, REPO_ROOT, label_studio.document_root)}
-    ls = label_studio.client()
-    project = ls.projects.create(title="alod live loop", label_config=CONFIG)
-    ls.projects.import_tasks(project.id, request=[{"data": t["data"]} for t in truth.values()])
-    task_of = {t.data["frame_id"]: t.id for t in ls.tasks.list(project=project.id)}
+    ls, project_id, tasks, task_of = bccd_project(label_studio, shared, "alod live loop", CONFIG, POOL, TEST)
+    truth = {task["data"]["frame_id"]: task for task in tasks}
 
     params = small_params(shared)
     params["dataset"]["name"] = "live"
     params["datasets"] = {
         "live": {
             "format": "labelstudio",
-            "project": project.id,
+            "project": project_id,
             "url": label_studio.url,
             "api_key": label_studio.token,
             "document_root": str(label_studio.document_root),
@@ -107,12 +85,12 @@ def loop(label_studio, shared, tmp_path_factory):
     }
     backend = start_backend(tmp_path_factory.mktemp("live-backend"), env)
     try:
-        ml = ls.ml.create(url=backend.url, project=project.id, title="alod")
+        ml = ls.ml.create(url=backend.url, project=project_id, title="alod")
         yield {
             "ls": ls,
             "url": label_studio.url,
             "token": label_studio.token,
-            "project": project.id,
+            "project": project_id,
             "ml": ml,
             "backend": backend,
             "repo": repo,
