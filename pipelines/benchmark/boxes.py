@@ -44,13 +44,11 @@ from pipelines.boxlevel.partial_labels import (
     queries_from_selection,
     restrict,
     training_boxes,
-    write_weighted_yolo_dataset,
 )
 from pipelines.boxlevel.settings import BoxSettings
 from pipelines.cycle.layout import read_json, write_json
 from pipelines.cycle.oracle import initial_frames
-from pipelines.cycle.yolo_ops import validate_yolo
-from pipelines.datasets.yolo_writer import write_yolo_dataset
+from pipelines.cycle.recipe import train_and_evaluate
 from strategies.pool import Budget, CycleState, ScoredPool
 from strategies.registry import select
 from strategies.temporal import close_pairs
@@ -198,43 +196,24 @@ def _train_and_evaluate(
     train_ids: list[str],
     boxes: pd.DataFrame,
     n_noisy: int,
-    normalisation: str = "per_group",
+    normalisation: str,
 ) -> None:
-    from pipelines.boxlevel.dampened_training import train_yolo_partial  # imports ultralytics
-
-    cfg, frames, names = bench.cfg, bench.manifest.frames, bench.manifest.labels.names
-    train = frames[frames["frame_id"].isin(set(train_ids))]
-    val = frames[frames["split"] == cfg.val_split].head(cfg.val_limit)
-    labels = pd.concat([boxes, bench.manifest.boxes_of(val["frame_id"]).assign(weight=1.0)], ignore_index=True)
-    data = write_weighted_yolo_dataset(folder / "data", names, {"train": train, "val": val}, labels, bench.root)
-    seconds = train_yolo_partial(
-        data,
-        start,
-        folder / "model.pt",
-        folder / "train",
-        epochs=cfg.epochs,
-        imgsz=cfg.imgsz,
-        batch=cfg.batch,
-        device=cfg.device,
+    quality = train_and_evaluate(
+        bench.cfg.recipe().with_box_loss(normalisation),
+        folder,
+        bench.manifest,
+        bench.root,
+        start=start,
         seed=seed,
-        normalisation=normalisation,
+        train_ids=train_ids,
+        train_boxes=boxes,
+        test=bench.test_frames(),
     )
-    test = frames[frames["split"] == cfg.test_split]
-    if cfg.test_limit:
-        test = test.head(cfg.test_limit)
-    test_yaml = write_yolo_dataset(
-        folder / "test", names, {"val": test}, bench.manifest.boxes_of(test["frame_id"]), bench.root
-    )
-    quality = validate_yolo(folder / "model.pt", test_yaml, names, folder / "val", imgsz=cfg.imgsz, device=cfg.device)
+    frames = bench.manifest.frames
+    trained = int(frames["frame_id"].isin(set(train_ids)).sum())
     write_json(
         folder / "eval.json",
-        {
-            **quality,
-            "train_seconds": round(seconds, 1),
-            "frames": len(train),
-            "noisy_boxes": n_noisy,
-            "labeled_boxes": len(boxes) - n_noisy,
-        },
+        {**quality, "frames": trained, "noisy_boxes": n_noisy, "labeled_boxes": len(boxes) - n_noisy},
     )
 
 

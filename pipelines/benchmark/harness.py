@@ -25,9 +25,8 @@ import yaml
 from core.settings import load_params, resolve_path
 from pipelines.cycle.layout import read_json, write_json
 from pipelines.cycle.oracle import initial_frames
-from pipelines.cycle.yolo_ops import train_yolo, validate_yolo, validation_frames
+from pipelines.cycle.recipe import Recipe, split_frames, train_and_evaluate
 from pipelines.datasets import Manifest, import_dataset
-from pipelines.datasets.yolo_writer import write_yolo_dataset
 from strategies.pool import Budget, CycleState
 from strategies.registry import select
 from strategies.temporal import close_pairs
@@ -72,6 +71,17 @@ class BenchmarkConfig:
             raise ValueError(f"{path}: unknown benchmark settings {unknown}; valid: {sorted(known)}")
         return cls(**data)
 
+    def recipe(self) -> Recipe:
+        """How every step of this benchmark trains and evaluates (`pipelines.cycle.recipe`)."""
+        return Recipe(
+            epochs=self.epochs,
+            imgsz=self.imgsz,
+            batch=self.batch,
+            device=self.device,
+            val_split=self.val_split,
+            val_limit=self.val_limit,
+        )
+
     def train_key(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("epochs", "imgsz", "batch", "warm_start", "val_limit", "weights")}
 
@@ -106,45 +116,22 @@ class Benchmark:
         return folder
 
     def _train_and_evaluate(self, folder: Path, seed: int, batches: list[list[str]]) -> None:
-        cfg, frames = self.cfg, self.manifest.frames
+        cfg = self.cfg
         labeled = [f for b in batches for f in b]
-        train = frames[frames["frame_id"].isin(set(labeled))]
-        val = validation_frames(frames, train, cfg.val_split, cfg.val_limit)
-        boxes = self.manifest.boxes_of([*labeled, *val["frame_id"]])
-        data = write_yolo_dataset(
-            folder / "data", self.manifest.labels.names, {"train": train, "val": val}, boxes, self.root
-        )
         start = self.weights
         if cfg.warm_start == "previous" and len(batches) > 1:
             start = str(self.step(seed, batches[:-1]) / "model.pt")
-        seconds = train_yolo(
-            data,
-            start,
-            folder / "model.pt",
-            folder / "train",
-            epochs=cfg.epochs,
-            imgsz=cfg.imgsz,
-            batch=cfg.batch,
-            device=cfg.device,
-            seed=seed,
-        )
-        test = frames[frames["split"] == cfg.test_split]
-        if cfg.test_limit:
-            test = test.head(cfg.test_limit)
-        test_yaml = write_yolo_dataset(
-            folder / "test",
-            self.manifest.labels.names,
-            {"val": test},
-            self.manifest.boxes_of(test["frame_id"]),
+        test = self.test_frames()
+        quality = train_and_evaluate(
+            cfg.recipe(),
+            folder,
+            self.manifest,
             self.root,
-        )
-        quality = validate_yolo(
-            folder / "model.pt",
-            test_yaml,
-            self.manifest.labels.names,
-            folder / "val",
-            imgsz=cfg.imgsz,
-            device=cfg.device,
+            start=start,
+            seed=seed,
+            train_ids=labeled,
+            train_boxes=self.manifest.boxes_of(labeled),
+            test=test,
         )
         if cfg.extra.get("miss_rate_fppi") is not None:  # pedestrians: miss rate at N false positives per image
             from pipelines.benchmark.miss_rate import model_miss_rate
@@ -158,7 +145,14 @@ class Benchmark:
                 device=cfg.device,
                 fppi=float(cfg.extra["miss_rate_fppi"]),
             )
-        write_json(folder / "eval.json", {**quality, "train_seconds": round(seconds, 1), "frames": len(labeled)})
+        write_json(folder / "eval.json", {**quality, "frames": len(labeled)})
+
+    def test_frames(self) -> pd.DataFrame:
+        """The fixed test split every step is measured on."""
+        test = split_frames(self.manifest, self.cfg.test_split, self.cfg.test_limit)
+        if test.empty:
+            raise ValueError(f"{self.cfg.dataset}: no frames in the test split {self.cfg.test_split!r}")
+        return test
 
     def scored_pool(self, folder: Path, seed: int = 0, labeled: list[str] | tuple[str, ...] = ()):
         from core.detector import Detector

@@ -14,9 +14,8 @@ from core import tracking
 from core.settings import load_params
 from pipelines.boxlevel import cycle_mode as box_mode
 from pipelines.cycle.layout import CycleLayout, read_json, write_json
-from pipelines.cycle.yolo_ops import validate_yolo
+from pipelines.cycle.recipe import Recipe, evaluate
 from pipelines.datasets import Manifest
-from pipelines.datasets.yolo_writer import write_yolo_dataset
 from pipelines.labelstudio.project import TEST_TAB
 
 log = logging.getLogger("alod.evaluate")
@@ -32,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def cost_metrics(frames: int, boxes: int, map50_95: float, budget: dict[str, Any]) -> dict[str, float]:
     """Labeling cost grows with boxes, data handling and training with frames: report both.
     The cost model is the budget's: frame_cost * frames + box_cost * boxes."""
-    per_frame, per_box = float(budget.get("frame_cost", 1.0)), float(budget.get("box_cost", 1.0))
+    per_frame, per_box = float(budget["frame_cost"]), float(budget["box_cost"])
     return {
         "frames_labeled": frames,
         "boxes_labeled": boxes,
@@ -52,7 +51,7 @@ def test_set(params: dict[str, Any], layout: CycleLayout, manifest: Manifest) ->
     else:
         frames = manifest.frames[manifest.frames["split"] == cfg["split"]]
         boxes = manifest.boxes_of(frames["frame_id"])
-    if cfg.get("limit"):
+    if cfg["limit"]:
         frames = frames.head(int(cfg["limit"]))
     wanted = int(cfg["min_labeled_frames"])
     if len(frames) < wanted:
@@ -65,20 +64,15 @@ def test_set(params: dict[str, Any], layout: CycleLayout, manifest: Manifest) ->
 
 def evaluate_model(params: dict[str, Any], layout: CycleLayout, manifest: Manifest) -> dict[str, Any]:
     frames, boxes = test_set(params, layout, manifest)
-    data_yaml = write_yolo_dataset(
-        layout.model.parent / "eval_set",
-        manifest.labels.names,
-        {"val": frames},
-        boxes,
-        layout.root,
-    )
-    quality = validate_yolo(
+    quality = evaluate(
+        Recipe.from_params(params),
         layout.model / "model.pt",
-        data_yaml,
         manifest.labels.names,
+        frames,
+        boxes,
+        layout.model.parent / "eval_set",
         layout.model.parent / "eval_runs" / "val",
-        imgsz=int(params["model"]["imgsz"]),
-        device=params.get("train", {}).get("device", "auto"),
+        layout.root,
     )
     return {**quality, "test_frames": len(frames)}
 
@@ -126,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
     tracking.connect(params)
     manifest = Manifest.load(layout.manifest)
     quality = evaluate_model(params, layout, manifest)
-    cost = cost_metrics(int(trained["frames"]), int(trained["boxes"]), quality["map50_95"], params.get("budget", {}))
+    cost = cost_metrics(int(trained["frames"]), int(trained["boxes"]), quality["map50_95"], params["budget"])
     if "boxes_cost" in trained:  # box mode: cost in boxes touched
-        cost.update(box_mode.cost_metrics(trained, params.get("budget", {})))
+        cost.update(box_mode.cost_metrics(trained, params["budget"]))
     metrics = {
         "cycle": cycle,
         "map50": quality["map50"],

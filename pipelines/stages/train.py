@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,9 @@ import pandas as pd
 from core import tracking
 from core.settings import load_params, resolve_path
 from pipelines.boxlevel import cycle_mode as box_mode
-from pipelines.boxlevel.partial_labels import write_weighted_yolo_dataset
 from pipelines.cycle.layout import CycleLayout, read_json, write_json
-from pipelines.cycle.yolo_ops import train_yolo, validation_frames
+from pipelines.cycle.recipe import Recipe, train, write_training_data
 from pipelines.datasets import Manifest
-from pipelines.datasets.yolo_writer import write_yolo_dataset
 
 log = logging.getLogger("alod.train")
 
@@ -47,7 +44,7 @@ def weights_source(params: dict[str, Any], value: str) -> str:
 
 def warm_start_weights(params: dict[str, Any], model_dir: Path, cycle: int) -> str:
     base = weights_source(params, params["model"]["base_weights"])
-    if params.get("train", {}).get("warm_start", "previous") == "base":
+    if params["train"]["warm_start"] == "base":
         return base
     current, previous = model_dir / "model.pt", model_dir / "previous.pt"
     trained_for = int(read_json(model_dir / "train.json", {}).get("cycle", -1))
@@ -62,50 +59,30 @@ def warm_start_weights(params: dict[str, Any], model_dir: Path, cycle: int) -> s
     return base
 
 
-def training_set(params: dict[str, Any], layout: CycleLayout, manifest: Manifest) -> Path:
-    """Labeled frames (answers only) for training; the fixed val split (ground truth) for ultralytics' val."""
+def training_set(
+    params: dict[str, Any], recipe: Recipe, layout: CycleLayout, manifest: Manifest, snapshot: dict[str, Any]
+) -> tuple[Path, dict[str, Any]]:
+    """The YOLO dataset of this cycle (labeled frames with their answers; the val frames with
+    ground truth) and what the training record counts. Box mode: fully labeled and answered
+    frames, noisy boxes weighing lambda_d, and the record counts boxes touched."""
+    out = layout.model.parent / "train_set"
+    if recipe.box_loss is not None:
+        frame_ids, boxes = box_mode.training_table(layout, params)
+        data = write_training_data(recipe, manifest, frame_ids, boxes, out, layout.root)
+        trained = int(manifest.frames["frame_id"].isin(set(frame_ids)).sum())
+        return data, box_mode.train_record(snapshot, trained, boxes)
     labeled = pd.read_parquet(layout.snapshot / "labeled_frames.parquet")
     labeled_boxes = pd.read_parquet(layout.snapshot / "labeled_boxes.parquet")
-    frames = manifest.frames
-    train = frames[frames["frame_id"].isin(set(labeled["frame_id"]))]
-    cfg = params.get("train", {})
-    val = validation_frames(frames, train, cfg.get("val_split", "val"), cfg.get("val_limit"))
-    return write_yolo_dataset(
-        layout.model.parent / "train_set",
-        manifest.labels.names,
-        {"train": train, "val": val},
-        training_boxes(labeled_boxes, manifest, train, val),
-        layout.root,
-    )
+    data = write_training_data(recipe, manifest, list(labeled["frame_id"]), labeled_boxes, out, layout.root)
+    return data, {"frames": snapshot["frames"], "boxes": snapshot["boxes"]}
 
 
-def training_boxes(
-    labeled_boxes: pd.DataFrame, manifest: Manifest, train: pd.DataFrame, val: pd.DataFrame
-) -> pd.DataFrame:
-    """The answers for the training frames, plus ground truth for the val frames that are not training
-    frames (with no val split, val falls back to the training frames: their boxes are written once)."""
-    val_only = val.loc[~val["frame_id"].isin(set(train["frame_id"])), "frame_id"]
-    return pd.concat([labeled_boxes, manifest.boxes_of(val_only)], ignore_index=True)
-
-
-def box_training_set(
-    params: dict[str, Any], layout: CycleLayout, manifest: Manifest, snapshot: dict[str, Any]
-) -> tuple[Path, Callable[..., float], dict[str, Any]]:
-    """Box mode: fully labeled and answered frames, noisy boxes weighing lambda_d (6th label column),
-    trained with the dampened loss; the record counts boxes touched (`cycle_mode.train_record`)."""
-    from pipelines.boxlevel.dampened_training import train_yolo_partial  # imports ultralytics
-
-    frame_ids, boxes = box_mode.training_table(layout, params)
-    frames = manifest.frames
-    train = frames[frames["frame_id"].isin(set(frame_ids))]
-    cfg = params.get("train", {})
-    val = validation_frames(frames, train, cfg.get("val_split", "val"), cfg.get("val_limit"))
-    val_only = val.loc[~val["frame_id"].isin(set(train["frame_id"])), "frame_id"]
-    labels = pd.concat([boxes, manifest.boxes_of(val_only).assign(weight=1.0)], ignore_index=True)
-    data_yaml = write_weighted_yolo_dataset(
-        layout.model.parent / "train_set", manifest.labels.names, {"train": train, "val": val}, labels, layout.root
-    )
-    return data_yaml, train_yolo_partial, box_mode.train_record(snapshot, len(train), boxes)
+def stage_recipe(params: dict[str, Any]) -> Recipe:
+    """params.yaml's recipe; in box mode with the dampened loss of ``box_level.loss_normalisation``."""
+    recipe = Recipe.from_params(params)
+    if box_mode.enabled(params):
+        recipe = recipe.with_box_loss(box_mode.settings(params).loss_normalisation)
+    return recipe
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,27 +94,17 @@ def run(args: argparse.Namespace) -> int:
     cycle = int(snapshot["cycle"])
     run_id = tracking.start_cycle_run(params, cycle)  # before training: a tracking server that is down fails here
     manifest = Manifest.load(layout.manifest)
-    trainer, record = train_yolo, {"frames": snapshot["frames"], "boxes": snapshot["boxes"]}
-    if box_mode.enabled(params):
-        data_yaml, trainer, record = box_training_set(params, layout, manifest, snapshot)
-    else:
-        data_yaml = training_set(params, layout, manifest)
+    recipe = stage_recipe(params)
+    data_yaml, record = training_set(params, recipe, layout, manifest, snapshot)
     weights = warm_start_weights(params, layout.model, cycle)
-    cfg = params.get("train", {})
     log.info("cycle %d: training on %d frames from %s", cycle, record["frames"], weights)
-
-    seconds = trainer(
+    seconds = train(
+        recipe,
         data_yaml,
         weights,
         layout.model / "model.pt",
         layout.model.parent / "train_runs" / f"cycle-{cycle}",
-        epochs=int(cfg.get("epochs", 3)),
-        imgsz=int(params["model"]["imgsz"]),
-        batch=int(cfg.get("batch", 16)),
-        device=cfg.get("device", "auto"),
-        seed=int(params.get("seed", 0)),
-        workers=int(cfg.get("workers", 0)),
-        patience=int(cfg.get("patience", 100)),
+        seed=int(params["seed"]),
     )
     write_json(
         layout.model / "train.json",
@@ -163,14 +130,14 @@ def _log_params(params: dict[str, Any], run_id: str, layout: CycleLayout, cycle:
         "cycle": cycle,
         "dataset": params["dataset"]["name"],
         "strategy": params["strategy"]["name"],
-        "seed": params.get("seed", 0),
+        "seed": params["seed"],
         "imgsz": params["model"]["imgsz"],
         "warm_start_from": weights,
         "git_commit": _git_commit(layout.root),
         "snapshot_md5": _snapshot_md5(layout.snapshot),
         **{f"strategy.{k}": v for k, v in (params["strategy"].get("params") or {}).items()},
-        **{f"budget.{k}": v for k, v in (params.get("budget") or {}).items()},
-        **{f"train.{k}": v for k, v in (params.get("train") or {}).items()},
+        **{f"budget.{k}": v for k, v in params["budget"].items()},
+        **{f"train.{k}": v for k, v in params["train"].items()},
     }
     for key, value in flat.items():
         client.log_param(run_id, key, str(value)[:500])
