@@ -1,6 +1,8 @@
 """Which Label Studio label each model class becomes, read from the project's labeling config.
 
-The first ``<RectangleLabels>`` that points at an ``<Image>`` is used. A model class maps to:
+The first registered labeling control (`control`; built in: ``<RectangleLabels>``) that points
+at an ``<Image>`` is used; the control decides the type and the geometry of the prediction
+regions. A model class maps to:
 
 1. the label whose ``predicted_values="car,truck"`` attribute lists it (several classes, one label);
 2. else the label with exactly its name;
@@ -15,7 +17,7 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,41 +30,84 @@ class LabelConfigError(ValueError):
     """The labeling config cannot be used for box pre-annotations (answered with HTTP 400)."""
 
 
+# A control's geometry: a box as x, y, width, height in percent of the image -> the geometry
+# fields of the region's ``value`` (the label list is added under the region type).
+Geometry = Callable[[float, float, float, float], dict[str, float]]
+
+
 @dataclass(frozen=True)
-class LabelMap:
-    from_name: str  # the RectangleLabels tag's name
+class Control:
+    tag: str  # as written in labeling configs, e.g. "RectangleLabels"
+    region_type: str  # the region ``type`` Label Studio gives it: the tag in lower case
+    geometry: Geometry
+
+
+CONTROLS: dict[str, Control] = {}  # tag in lower case -> control
+
+
+def control(tag: str) -> Callable[[Geometry], Geometry]:
+    """Register a labeling control the backend can pre-annotate with; decorates its geometry.
+
+    @control("KeyPointLabels")
+    def keypoint(x, y, width, height):
+        return {"x": x + width / 2, "y": y + height / 2, "width": 0.5}
+    """
+    key = tag.lower()
+    if key in CONTROLS:
+        raise ValueError(f"labeling control {tag!r} is already registered")
+
+    def register(geometry: Geometry) -> Geometry:
+        CONTROLS[key] = Control(tag, key, geometry)
+        return geometry
+
+    return register
+
+
+@control("RectangleLabels")
+def rectangle(x: float, y: float, width: float, height: float) -> dict[str, float]:
+    return {"x": x, "y": y, "width": width, "height": height, "rotation": 0}
+
+
+@dataclass(frozen=True)
+class ClassLabels:
+    """Which label of one labeling config each model class becomes (not the dataset's
+    `pipelines.datasets.labelmap.LabelMap`, which maps source names to class ids)."""
+
+    from_name: str  # the control tag's name
     to_name: str  # the Image tag's name
     data_key: str  # the task data field holding the image URL ($image -> "image")
-    labels: tuple[str, ...]  # every label of the RectangleLabels tag, in config order
+    labels: tuple[str, ...]  # every label of the control, in config order
     class_to_label: dict[int, str]  # model class index -> label
     dropped: tuple[str, ...]  # model classes with no label
     unknown_predicted_values: tuple[str, ...] = ()  # predicted_values naming no model class
+    control: Control = CONTROLS["rectanglelabels"]
 
     def label_of(self, cls: int) -> str | None:
         return self.class_to_label.get(int(cls))
 
 
-def _rectangle_labels(interface: LabelInterface) -> tuple[Any, Any]:
-    for control in interface.controls:
-        if control.tag.lower() != "rectanglelabels":
+def _box_control(interface: LabelInterface) -> tuple[Any, Any]:
+    for tag in interface.controls:
+        if tag.tag.lower() not in CONTROLS:
             continue
-        for obj in control.objects:
+        for obj in tag.objects:
             if obj.tag.lower() == "image":
-                return control, obj
+                return tag, obj
     tags = sorted({c.tag for c in interface.controls})
+    wanted = " or ".join(f"<{c.tag}>" for c in CONTROLS.values())
     raise LabelConfigError(
-        "the labeling config has no <RectangleLabels> on an <Image>; this backend pre-annotates boxes "
+        f"the labeling config has no {wanted} on an <Image>; this backend pre-annotates objects "
         f"(config controls: {tags or 'none'})"
     )
 
 
 MAX_CONFIG_BYTES = 256 << 10  # a labeling config is a few KB; anything near this is not one
 CACHE_SIZE = 64
-_cache: OrderedDict[str, LabelMap] = OrderedDict()  # by a digest of config and classes: no config text kept
+_cache: OrderedDict[str, ClassLabels] = OrderedDict()  # by a digest of config and classes: no config text kept
 _cache_lock = threading.Lock()
 
 
-def build_label_map(label_config: str, class_names: Sequence[str]) -> LabelMap:
+def build_label_map(label_config: str, class_names: Sequence[str]) -> ClassLabels:
     """The label map of ``label_config`` for a model with ``class_names`` (index = class id)."""
     _check_size(label_config)
     names = tuple(str(n) for n in class_names)
@@ -80,7 +125,7 @@ def build_label_map(label_config: str, class_names: Sequence[str]) -> LabelMap:
 
 
 def check_label_config(label_config: str) -> None:
-    """Raise LabelConfigError unless the config has a usable RectangleLabels on an Image."""
+    """Raise LabelConfigError unless the config has a registered control on an Image."""
     _check_size(label_config)
     _parse(label_config)
 
@@ -97,7 +142,7 @@ def _parse(label_config: str) -> tuple[Any, Any, str]:
         interface = LabelInterface(label_config)
     except Exception as exc:  # noqa: BLE001 - the SDK raises several XML / validation error types
         raise LabelConfigError(f"the labeling config cannot be parsed: {exc}") from None
-    control, image = _rectangle_labels(interface)
+    control, image = _box_control(interface)
     value = str(getattr(image, "value", "") or "")
     if not value.startswith("$") or len(value) < 2:
         raise LabelConfigError(f'<Image name="{image.name}"> needs value="$field" naming the task data field')
@@ -106,7 +151,7 @@ def _parse(label_config: str) -> tuple[Any, Any, str]:
     return control, image, value[1:]
 
 
-def _build(label_config: str, class_names: tuple[str, ...]) -> LabelMap:
+def _build(label_config: str, class_names: tuple[str, ...]) -> ClassLabels:
     control, image, data_key = _parse(label_config)
     labels = tuple(control.labels)
 
@@ -146,7 +191,7 @@ def _build(label_config: str, class_names: tuple[str, ...]) -> LabelMap:
         )
     if unknown:
         log.warning("predicted_values name no model class and are ignored: %s", unknown)
-    return LabelMap(
+    return ClassLabels(
         from_name=control.name,
         to_name=image.name,
         data_key=data_key,
@@ -154,4 +199,5 @@ def _build(label_config: str, class_names: tuple[str, ...]) -> LabelMap:
         class_to_label=dict(sorted(mapping.items())),
         dropped=tuple(n for i, n in enumerate(class_names) if i not in mapping),
         unknown_predicted_values=tuple(unknown),
+        control=CONTROLS[control.tag.lower()],
     )

@@ -24,7 +24,7 @@ from core.backend_settings import BackendSettings
 from core.batching import BatchStats, DetectionBatcher, Ticket
 from core.fetch import ImageFetcher
 from core.images import ImageLoadError
-from core.labels import LabelMap, build_label_map
+from core.labels import ClassLabels, build_label_map
 from core.model_store import ModelStore
 from core.predictions import task_prediction
 from core.scoring import DetectionOptions, TaskScorer, detection_options, pool_from_detections, to_ls_score
@@ -145,7 +145,7 @@ class Predictor:
             metrics=metrics,
         )
 
-    def label_map(self, label_config: str) -> LabelMap:
+    def label_map(self, label_config: str) -> ClassLabels:
         detector, _ = self.store.model()
         return build_label_map(label_config, detector.names)
 
@@ -173,7 +173,7 @@ class Predictor:
         tasks: Sequence[Any],
         detector: Any,
         version: str,
-        label_map: LabelMap,
+        label_map: ClassLabels,
         fetcher: ImageFetcher,
         totals: dict[str, float],
         batches: list[BatchStats],

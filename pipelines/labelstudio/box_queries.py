@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.predictions import box_region
 from pipelines.boxlevel.partial_labels import ANSWER_COLUMNS, XYXY, empty, iou_matrix
 
 REGION_PREFIX = "alod-q-"
@@ -51,37 +52,24 @@ def region_id(query_id: str) -> str:
     return f"{REGION_PREFIX}{query_id}"
 
 
-def _pct(value: float, total: float) -> float:
-    return float(min(max(value / total * 100.0, 0.0), 100.0))
-
-
 def query_regions(queries: pd.DataFrame, width: int, height: int, schema: RegionSchema) -> list[dict[str, Any]]:
     """One ``rectanglelabels`` region per queried box of one task, flagged for review."""
-    out = []
-    for q in queries.itertuples(index=False):
-        x, y = _pct(q.x1, width), _pct(q.y1, height)
-        out.append(
-            {
-                "id": region_id(str(q.query_id)),
-                "from_name": schema.from_name,
-                "to_name": schema.to_name,
-                "type": "rectanglelabels",
-                "original_width": int(width),
-                "original_height": int(height),
-                "image_rotation": 0,
-                "value": {
-                    "x": x,
-                    "y": y,
-                    "width": _pct(q.x2, width) - x,
-                    "height": _pct(q.y2, height) - y,
-                    "rotation": 0,
-                    "rectanglelabels": [schema.labels[int(q.class_id)]],
-                },
-                "score": float(q.conf),
-                "meta": {"text": [REVIEW_NOTE]},
-            }
-        )
-    return out
+    return [
+        {
+            **box_region(
+                region_id(str(q.query_id)),
+                (q.x1, q.y1, q.x2, q.y2),
+                width,
+                height,
+                schema.labels[int(q.class_id)],
+                from_name=schema.from_name,
+                to_name=schema.to_name,
+                score=float(q.conf),
+            ),
+            "meta": {"text": [REVIEW_NOTE]},
+        }
+        for q in queries.itertuples(index=False)
+    ]
 
 
 def query_prediction(
