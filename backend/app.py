@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
 from backend.metrics import Metrics
@@ -46,9 +47,9 @@ SETUP_WAIT_S = 2.0  # Label Studio gives /setup 3 s
 class Backend:
     """Everything one worker holds: the model store, the image fetcher, the predictor, the runner."""
 
-    def __init__(self, settings: BackendSettings, metrics_dir: str | None = None) -> None:
+    def __init__(self, settings: BackendSettings) -> None:
         self.settings = settings
-        self.metrics = Metrics(metrics_dir)
+        self.metrics = Metrics()
         self.predictor = Predictor.from_settings(settings, metrics=self.metrics)
         self.store, self.fetcher = self.predictor.store, self.predictor.fetcher
         self.runner = TrainingRunner(settings.train_command, settings.root, settings.train_dir, self.store.refresh)
@@ -93,7 +94,7 @@ class Backend:
         return self.store.known_version  # still resolving: answer with what is known
 
 
-def create_app(settings: BackendSettings | None = None, metrics_dir: str | None = None) -> Flask:
+def create_app(settings: BackendSettings | None = None) -> Flask:
     if not logging.getLogger().handlers:  # under gunicorn: the app's own messages next to gunicorn's
         logging.basicConfig(
             level=os.environ.get("LOG_LEVEL", "info").upper(),
@@ -107,7 +108,7 @@ def create_app(settings: BackendSettings | None = None, metrics_dir: str | None 
         )
     if settings.basic_auth is None:
         log.warning("serving WITHOUT authentication (insecure_no_auth): anyone who reaches this port can use it")
-    backend = Backend(settings, metrics_dir or os.environ.get("ALOD_METRICS_DIR"))
+    backend = Backend(settings)
     app = Flask("alod.backend")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["alod"] = backend
@@ -247,7 +248,7 @@ def create_app(settings: BackendSettings | None = None, metrics_dir: str | None 
 
     @app.get("/metrics")
     def metrics() -> Any:
-        return Response(backend.metrics.render(), mimetype="text/plain; version=0.0.4")
+        return Response(backend.metrics.render(), content_type=CONTENT_TYPE_LATEST)
 
     def _start_training(reason: str) -> Any:
         state = backend.runner.start(reason)

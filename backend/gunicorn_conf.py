@@ -47,9 +47,14 @@ loglevel = os.environ.get("LOG_LEVEL", "info")
 
 
 def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
-    """One metrics folder shared by this server's workers (summed by /metrics)."""
-    if not os.environ.get("ALOD_METRICS_DIR"):
-        os.environ["ALOD_METRICS_DIR"] = tempfile.mkdtemp(prefix="alod-metrics-")
+    """One metrics folder shared by this server's workers (prometheus_client's multiprocess mode,
+    summed by /metrics): ALOD_METRICS_DIR, emptied, or a fresh temporary folder."""
+    folder = os.environ.get("ALOD_METRICS_DIR") or tempfile.mkdtemp(prefix="alod-metrics-")
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):  # values of an earlier server would be summed in
+        if name.endswith(".db"):
+            os.remove(os.path.join(folder, name))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     # used when neither backend.torch_threads nor TORCH_THREADS is set (see core/backend_settings.py)
     os.environ["ALOD_DEFAULT_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, server.cfg.workers)))
 
@@ -74,3 +79,10 @@ def post_worker_init(worker):  # noqa: ANN001
     backend = getattr(worker.wsgi, "extensions", {}).get("alod")
     if backend is not None:
         backend.on_worker_start()
+
+
+def child_exit(server, worker):  # noqa: ANN001
+    """A worker exited: its counters stay in the sums, its gauges (the model it served) go."""
+    from backend.metrics import worker_exited
+
+    worker_exited(worker.pid)

@@ -1,160 +1,104 @@
-"""Prometheus text metrics, summed over gunicorn workers.
+"""Prometheus metrics of the backend, with `prometheus_client`, summed over gunicorn workers.
 
-Each worker keeps its counters in memory and writes them to ``<dir>/<pid>.json`` (at most once
-a second, and whenever it answers ``/metrics``); ``/metrics`` sums the files of every worker,
-including exited ones, so counters never go backwards when a worker is replaced. Without a
-directory (a single process, e.g. Flask's test client) only the in-memory values are served.
-A scrape may see another worker's numbers up to a second late.
+Under gunicorn the library's multiprocess mode is on: `backend/gunicorn_conf.py` points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before any worker starts (``ALOD_METRICS_DIR``
+names it), every worker writes its values to memory-mapped files there, ``/metrics`` sums the
+files of every worker (exited ones included, so counters never go backwards when a worker is
+replaced), and the ``child_exit`` hook drops the gauges of a worker that exited. Without that
+variable (one process, e.g. Flask's test client) each `Metrics` serves its own registry.
+
+The metric families and their label names are declared here (`FAMILIES`); label values come
+from closed sets (endpoints, outcomes, known webhook actions), so no request can grow the output.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-import time
-from collections import defaultdict
-from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
-HELP = {
-    "alod_requests_total": ("counter", "HTTP requests by endpoint and status code"),
-    "alod_request_seconds": ("histogram", "HTTP request latency by endpoint"),
-    "alod_predicted_tasks_total": ("counter", "tasks answered by /predict and push-predictions, by outcome"),
-    "alod_predict_stage_seconds_total": ("counter", "time spent per prediction stage (fetch, detect, convert)"),
-    "alod_webhooks_total": ("counter", "webhook events by action"),
-    "alod_training_runs_total": ("counter", "START_TRAINING requests by outcome"),
-    "alod_model_info": ("gauge", "the model version a worker serves (value 1)"),
+# name -> (kind, help, label names)
+FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "alod_requests_total": ("counter", "HTTP requests by endpoint and status code", ("endpoint", "code")),
+    "alod_request_seconds": ("histogram", "HTTP request latency by endpoint", ("endpoint",)),
+    "alod_predicted_tasks_total": (
+        "counter",
+        "tasks answered by /predict and push-predictions, by outcome",
+        ("outcome",),
+    ),
+    "alod_predict_stage_seconds_total": (
+        "counter",
+        "time spent per prediction stage (fetch, detect, convert)",
+        ("stage",),
+    ),
+    "alod_webhooks_total": ("counter", "webhook events by action", ("action",)),
+    "alod_training_runs_total": ("counter", "START_TRAINING requests by outcome", ("outcome",)),
+    "alod_model_info": (
+        "gauge",
+        "the model version a worker serves (1; 0 for a version it served before)",
+        ("model_version", "worker"),
+    ),
 }
 
-Key = tuple[str, tuple[tuple[str, str], ...]]
 
-
-def _key(name: str, labels: dict[str, object] | None) -> Key:
-    return name, tuple(sorted((k, str(v)) for k, v in (labels or {}).items()))
+def multiprocess_dir() -> str | None:
+    """The folder the workers share, when running under gunicorn (see `backend/gunicorn_conf.py`)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 class Metrics:
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
-        self.directory = Path(directory) if directory else None
-        self._lock = threading.Lock()
-        self._dump_lock = threading.Lock()
-        self._counters: dict[Key, float] = defaultdict(float)
-        self._gauges: dict[Key, float] = {}
-        self._last_dump = 0.0
+    """The backend's metrics: `inc`, `observe`, `set_gauge` by family name, `render` for ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._families: dict[str, Any] = {}
+        for name, (kind, text, labels) in FAMILIES.items():
+            if kind == "counter":
+                family: Any = Counter(name, text, labels, registry=self.registry)
+            elif kind == "histogram":
+                family = Histogram(name, text, labels, buckets=BUCKETS, registry=self.registry)
+            else:  # a gauge per worker; a worker that exited leaves the sum (gunicorn's child_exit hook)
+                family = Gauge(name, text, labels, multiprocess_mode="livesum", registry=self.registry)
+            self._families[name] = family
+        self._gauge_lock = threading.Lock()
+        self._gauge_series: dict[str, dict[str, str]] = {}  # gauge -> the labels it was last set with
 
     def inc(self, name: str, labels: dict[str, object] | None = None, value: float = 1.0) -> None:
-        with self._lock:
-            self._counters[_key(name, labels)] += value
-        self._maybe_dump()
+        self._series(name, labels).inc(value)
 
     def observe(self, name: str, seconds: float, labels: dict[str, object] | None = None) -> None:
-        with self._lock:
-            for le in BUCKETS:
-                if seconds <= le:
-                    self._counters[_key(name + "_bucket", {**(labels or {}), "le": le})] += 1
-            self._counters[_key(name + "_bucket", {**(labels or {}), "le": "+Inf"})] += 1
-            self._counters[_key(name + "_sum", labels)] += seconds
-            self._counters[_key(name + "_count", labels)] += 1
-        self._maybe_dump()
+        self._series(name, labels).observe(seconds)
 
     def set_gauge(self, name: str, value: float, labels: dict[str, object] | None = None) -> None:
-        """Set a per-worker gauge; other series of the same name in this worker are dropped (e.g. an old version)."""
-        key = _key(name, {**(labels or {}), "worker": os.getpid()})
-        with self._lock:
-            changed = self._gauges.get(key) != value or any(k[0] == name and k != key for k in self._gauges)
-            if changed:
-                self._gauges = {k: v for k, v in self._gauges.items() if k[0] != name}
-                self._gauges[key] = value
-        if changed:
-            self._maybe_dump(force=True)
+        """Set this worker's gauge; the series it set before with other labels (an earlier model
+        version) drops to 0."""
+        current = {k: str(v) for k, v in {**(labels or {}), "worker": os.getpid()}.items()}
+        with self._gauge_lock:
+            previous = self._gauge_series.get(name)
+            if previous is not None and previous != current:
+                self._families[name].labels(**previous).set(0)
+            self._families[name].labels(**current).set(value)
+            self._gauge_series[name] = current
 
-    def _snapshot(self) -> dict[str, list[list[object]]]:
-        with self._lock:
-            return {
-                "counters": [[n, list(map(list, lab)), v] for (n, lab), v in self._counters.items()],
-                "gauges": [[n, list(map(list, lab)), v] for (n, lab), v in self._gauges.items()],
-            }
+    def render(self) -> bytes:
+        """The Prometheus text exposition: of every worker under gunicorn, else of this process."""
+        folder = multiprocess_dir()
+        if folder is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=folder)
+        return generate_latest(registry)
 
-    def _maybe_dump(self, force: bool = False) -> None:
-        if self.directory is None or (not force and time.monotonic() - self._last_dump < 1.0):
-            return
-        if not self._dump_lock.acquire(blocking=force):
-            return  # another thread is writing this worker's file right now
-        try:
-            self._last_dump = time.monotonic()
-            self.directory.mkdir(parents=True, exist_ok=True)
-            path = self.directory / f"{os.getpid()}.json"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self._snapshot()))
-            tmp.replace(path)
-        except OSError:
-            pass  # metrics must never fail a request
-        finally:
-            self._dump_lock.release()
-
-    def _collect(self) -> tuple[dict[Key, float], dict[Key, float]]:
-        if self.directory is None:
-            with self._lock:
-                return dict(self._counters), dict(self._gauges)
-        self._maybe_dump(force=True)
-        counters: dict[Key, float] = defaultdict(float)
-        gauges: dict[Key, float] = {}
-        for path in sorted(self.directory.glob("*.json")):
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            alive = _alive(int(path.stem)) if path.stem.isdigit() else False
-            for n, lab, v in data.get("counters", []):
-                counters[(n, tuple(tuple(x) for x in lab))] += float(v)
-            for n, lab, v in data.get("gauges", []) if alive else []:
-                gauges[(n, tuple(tuple(x) for x in lab))] = float(v)
-        return counters, gauges
-
-    def render(self) -> str:
-        counters, gauges = self._collect()
-        lines: list[str] = []
-        series = sorted({**counters, **gauges}.items(), key=lambda kv: (_family(kv[0][0]), kv[0][0], _order(kv[0][1])))
-        seen: set[str] = set()
-        for (name, labels), value in series:
-            family = _family(name)
-            if family not in seen and family in HELP:
-                kind, text = HELP[family]
-                lines += [f"# HELP {family} {text}", f"# TYPE {family} {kind}"]
-            seen.add(family)
-            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-            lines.append(f"{name}{{{label_text}}} {value:g}" if label_text else f"{name} {value:g}")
-        return "\n".join(lines) + "\n"
+    def _series(self, name: str, labels: dict[str, object] | None) -> Any:
+        family = self._families[name]
+        return family.labels(**{k: str(v) for k, v in (labels or {}).items()}) if labels else family
 
 
-def _family(name: str) -> str:
-    for suffix in ("_bucket", "_sum", "_count"):
-        if name.endswith(suffix) and name[: -len(suffix)] in HELP:
-            return name[: -len(suffix)]
-    return name
-
-
-def _order(labels: tuple[tuple[str, str], ...]) -> tuple[object, ...]:
-    out: list[object] = []
-    for k, v in labels:
-        if k == "le":
-            out.append((k, float("inf") if v == "+Inf" else float(v)))
-        else:
-            out.append((k, v))
-    return tuple(out)
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def worker_exited(pid: int) -> None:
+    """gunicorn's ``child_exit`` hook: drop the live gauges of an exited worker."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(pid)
