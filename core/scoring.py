@@ -112,7 +112,7 @@ def detection_options(params: Mapping[str, Any], strategy: str | None = None) ->
     """
     det = params["detector"]
     if strategy is None:
-        configured = params.get("strategy", {}).get("name")
+        configured = params["strategy"]["name"]
         needs = frozenset({"divergence"}) | (get(configured).needs if configured else frozenset())
     else:
         needs = get(strategy).needs

@@ -20,7 +20,7 @@ CYCLE_TAG = "alod.cycle"
 
 
 def tracking_uri(params: dict[str, Any]) -> str:
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or params.get("mlflow", {}).get("tracking_uri", "mlflow.db")
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or params["mlflow"]["tracking_uri"]
     if "://" in uri or uri.startswith("sqlite:"):
         return uri
     path = Path(uri) if Path(uri).is_absolute() else Path(params["_root"]) / uri
@@ -43,12 +43,12 @@ def ensure_reachable(uri: str, timeout: float = 5.0) -> None:
 
 
 def experiment_name(params: dict[str, Any]) -> str:
-    project = params.get("mlflow", {}).get("project") or params["dataset"]["name"]
+    project = params["mlflow"]["project"] or params["dataset"]["name"]
     return f"{project}-{params['strategy']['name']}"
 
 
 def registered_model_name(params: dict[str, Any]) -> str:
-    return params.get("mlflow", {}).get("registered_model") or f"alod-{params['dataset']['name']}"
+    return params["mlflow"]["registered_model"] or f"alod-{params['dataset']['name']}"
 
 
 def connect(params: dict[str, Any]) -> str:
@@ -110,7 +110,7 @@ def register_model(params: dict[str, Any], run_id: str, model_dir: Path, cycle: 
         mv = client.create_model_version(name, source, run_id=run_id, tags=tags)
         version = mv.version
     client.set_model_version_tag(name, version, "map50_95", f"{score:.6f}")
-    alias = params.get("mlflow", {}).get("champion_alias", "champion")
+    alias = params["mlflow"]["champion_alias"]
     best = _best_version(client, name)
     if best is not None:
         client.set_registered_model_alias(name, alias, best)

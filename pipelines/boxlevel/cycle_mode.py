@@ -54,7 +54,7 @@ CANDIDATE_COLUMNS = ["frame_id", *XYXY, "class_id", "conf"]
 
 
 def enabled(params: dict[str, Any]) -> bool:
-    return (params.get("strategy") or {}).get("name") == STRATEGY
+    return params["strategy"]["name"] == STRATEGY
 
 
 def settings(params: dict[str, Any]) -> BoxSettings:
@@ -63,7 +63,7 @@ def settings(params: dict[str, Any]) -> BoxSettings:
 
 def noisy_conf(params: dict[str, Any]) -> float:
     chosen = settings(params).noisy_conf
-    return float((params.get("budget") or {}).get("box_conf_threshold", 0.25) if chosen is None else chosen)
+    return float(params["budget"]["box_conf_threshold"] if chosen is None else chosen)
 
 
 def store(layout: CycleLayout) -> Path:
@@ -212,7 +212,7 @@ COST_KEYS = ("boxes_queried", "boxes_accepted", "boxes_corrected", "boxes_reject
 def cost_metrics(trained: dict[str, Any], budget: dict[str, Any]) -> dict[str, float]:
     """Box mode's cost: ``boxes_labeled`` = boxes touched; ``cumulative_cost`` = frame_cost per fully
     labeled frame + box_cost per box touched (frames with only box answers cost no frame)."""
-    per_frame, per_box = float(budget.get("frame_cost", 1.0)), float(budget.get("box_cost", 1.0))
+    per_frame, per_box = float(budget["frame_cost"]), float(budget["box_cost"])
     touched = int(trained["boxes"])
     return {
         "boxes_labeled": touched,

@@ -26,8 +26,8 @@ class CycleLayout:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> CycleLayout:
-        cycle = params.get("cycle", {})
-        base = resolve_path(params, cycle.get("dir", "data"))
+        cycle = params["cycle"]
+        base = resolve_path(params, cycle["dir"])
         assert base is not None
         return cls(
             root=Path(params["_root"]),
@@ -37,7 +37,7 @@ class CycleLayout:
             model=base / "model",
             metrics=base / "metrics",
             history=base / "history",
-            scores=resolve_path(params, params.get("score", {}).get("out_dir", "data/scores")),  # type: ignore[arg-type]
+            scores=resolve_path(params, params["score"]["out_dir"]),  # type: ignore[arg-type]
             selection=base / "selection",
             push=base / "push",
         )

@@ -88,9 +88,9 @@ def run(args: argparse.Namespace, params: dict[str, Any], frames: pd.DataFrame, 
     """`pipelines.scoring.score.run` with ``score.engine: ray``."""
     import ray
 
-    score_cfg, det_cfg = params.get("score", {}), params.get("detector", {})
+    score_cfg, det_cfg = params["score"], params["detector"]
     overrides = {k: v for k in ("device", "batch") if (v := getattr(args, k, None)) is not None}
-    device = str(overrides.pop("device", det_cfg.get("device", "auto")))
+    device = str(overrides.pop("device", det_cfg["device"]))
     # The driver's detector only describes the model (settings, class names): it runs nothing.
     template = Detector.from_params(params, weights, device="cpu", half=False, **overrides)
     options = RayOptions.from_params(score_cfg)
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace, params: dict[str, Any], frames: pd.DataFrame, 
             template,
             **scoring_arguments(params, args),
             options=options,
-            half=det_cfg.get("half", "auto"),
+            half=det_cfg["half"],
             use_gpu=None if device.lower() != "cpu" else False,
         )
     finally:

@@ -36,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     params = load_params()
     layout = CycleLayout.from_params(params)
-    source = params["cycle"].get("source", "simulation")
+    source = params["cycle"]["source"]
     if source not in SOURCES:
         raise ValueError(f"cycle.source {source!r} is not supported by export; supported: {SOURCES}")
     if source == "labelstudio":
@@ -94,7 +94,8 @@ def _from_label_studio(params: dict[str, Any], layout: CycleLayout) -> tuple[pd.
     name = params["dataset"]["name"]
     manifest, _ = import_dataset(name, params["datasets"][name], layout.root, verify="header")
     meta = manifest.frames["meta"].map(json.loads)
-    pool = manifest.frames["split"] == params.get("score", {}).get("split", "train")
+    split = params["score"]["split"]  # the pool; null: every frame, as `alod score` reads it
+    pool = manifest.frames["split"] == split if split else pd.Series(True, index=manifest.frames.index)
     labeled = manifest.frames[pool & meta.map(lambda m: bool(m.get("annotated")))]
     labeled_meta = meta[labeled.index]
     frames = pd.DataFrame(

@@ -41,7 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     params = load_params()
     layout = CycleLayout.from_params(params)
-    sink = params["cycle"].get("source", "simulation")
+    sink = params["cycle"]["source"]
     if sink not in SINKS:
         raise ValueError(f"cycle.source {sink!r} is not supported by push; supported: {SINKS}")
     cycle = int(read_json(layout.snapshot / "snapshot.json")["cycle"])

@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(folder, ignore_errors=True)
     manifest = Manifest.load(layout.manifest)
     count = args.frames or int(params["cycle"]["initial_frames"])
-    selection = str(params["cycle"].get("initial_selection", "random"))
-    frame_ids = initial_frames(manifest, count, int(params.get("seed", 0)), selection=selection)
+    selection = str(params["cycle"]["initial_selection"])
+    frame_ids = initial_frames(manifest, count, int(params["seed"]), selection=selection)
     answers = store.add(oracle_answer(manifest, frame_ids, cycle=0))
     log.info("seeded %d frames (%d boxes) into %s", len(answers.frames), len(answers.boxes), layout.annotations)
     return 0

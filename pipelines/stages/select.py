@@ -71,13 +71,13 @@ def run(args: argparse.Namespace) -> int:
     cycle = int(read_json(layout.snapshot / "snapshot.json")["cycle"])
     pool = read_scored_pool(layout.scores)
     state = cycle_state(layout, pool, cycle)
-    budget = Budget(**{k: v for k, v in (params.get("budget") or {}).items() if v is not None})
+    budget = Budget(**{k: v for k, v in params["budget"].items() if v is not None})
     strategy = params["strategy"]
     full_pool, answers = pool, box_mode.snapshot_answers(layout) if box_mode.enabled(params) else None
     if answers is not None:  # box mode: boxes an earlier answer covers are not asked again
         pool = box_mode.open_pool(full_pool, answers, params)
     selection = select(
-        strategy["name"], pool, budget, state, seed=int(params.get("seed", 0)) + cycle, **(strategy.get("params") or {})
+        strategy["name"], pool, budget, state, seed=int(params["seed"]) + cycle, **(strategy.get("params") or {})
     )
     box_summary = {}
     if answers is not None:
