@@ -123,6 +123,30 @@ def detection_options(params: Mapping[str, Any], strategy: str | None = None) ->
     )
 
 
+def detect_each(detector: Any, images: Sequence[Any], options: DetectionOptions) -> list[Any]:
+    """`detector.detect` of ``images`` in one pass; when the pass fails, each image alone, so an
+    image the detector cannot handle gets its exception in its place and the others their
+    detections. The one per-image failure rule of the `score` stage (an error row for the frame)
+    and ``/predict`` (an error for the task); what a failure of every image means is theirs to say."""
+    kwargs = {"conf": options.conf, "tta_flip": options.tta_flip, "divergence_radius": options.divergence_radius}
+    if not images:
+        return []
+    try:
+        return list(detector.detect(list(images), **kwargs))
+    except Exception as exc:  # noqa: BLE001 - find the image that breaks the pass
+        if len(images) == 1:
+            log.warning("detection failed on one image: %s: %s", type(exc).__name__, exc)
+            return [exc]
+    out: list[Any] = []
+    for image in images:
+        try:
+            out.extend(detector.detect([image], **kwargs))
+        except Exception as exc:  # noqa: BLE001 - this image's failure, not the others'
+            log.warning("detection failed on one image: %s: %s", type(exc).__name__, exc)
+            out.append(exc)
+    return out
+
+
 def to_ls_score(value: float) -> float:
     """Label Studio shows the lowest prediction score first: a strictly decreasing map into (0, 1).
 
