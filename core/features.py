@@ -92,7 +92,7 @@ def _window_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
 
     On a GPU two ``avg_pool2d`` kernels (a row mean, then a column mean; ``count_include_pad=False``
     divides by the cells that exist, whose product is the 2-D window's count); on a CPU, where those
-    kernels are slower than plain additions, a separable box sum of 2(2r+1) in-place additions."""
+    kernels are slower than plain additions, a separable box sum of about 2 log2(2r+1) additions."""
     if radius == 0:
         return x
     h, w, k = x.shape[-2], x.shape[-1], 2 * radius + 1
@@ -102,13 +102,27 @@ def _window_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
         flat = F.avg_pool2d(flat, (k, 1), stride=1, padding=(radius, 0), count_include_pad=False)
         return flat.reshape(x.shape)
     padded = F.pad(x, (radius, radius, radius, radius))
-    rows = padded[..., 0:h, :].clone()  # separable box sum: rows, then columns
-    for i in range(1, k):
-        rows += padded[..., i : i + h, :]
-    sums = rows[..., 0:w].clone()
-    for j in range(1, k):
-        sums += rows[..., j : j + w]
+    sums = _box_sum(_box_sum(padded, k, -2), k, -1)
     return sums.div_(_window_counts(h, radius, x.device)[:, None] * _window_counts(w, radius, x.device))
+
+
+def _box_sum(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """Sums of k consecutive elements along ``dim`` (length n + k - 1 -> n), by doubling: sums of 1, 2,
+    4 ... consecutive elements, those of k's binary digits added up (3 + 2 passes for k = 9, not 8)."""
+    n = x.shape[dim] - k + 1
+    result: torch.Tensor | None = None
+    offset, span, power = 0, 1, x
+    while span <= k:
+        if k & span:
+            part = power.narrow(dim, offset, n)
+            result = part.clone() if result is None else result.add_(part)
+            offset += span
+        if 2 * span <= k:
+            length = power.shape[dim] - span
+            power = power.narrow(dim, 0, length) + power.narrow(dim, span, length)
+        span *= 2
+    assert result is not None
+    return result
 
 
 def _window_counts(n: int, radius: int, device: torch.device) -> torch.Tensor:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from core.divergence import Divergence, divergence_setting
-from core.features import level_divergence, pixel_divergence
+from core.features import level_divergence, pixel_divergence, pixel_divergence_batch
 from core.images import load_image
 from core.scoring import TaskScorer, detection_options, pool_from_detections
 from strategies import CycleState
@@ -97,3 +97,20 @@ def test_the_backend_predictor_takes_the_divergence_settings_of_params_yaml():
     params["detector"] = {**params["detector"], "divergence_radius": 5, "divergence_region": 20}
     predictor = Predictor.from_settings(BackendSettings.load(params, environ={}))
     assert predictor.options.divergence_radius == {"radius": 5.0, "region": 20, "units": "pixels"}
+
+
+@pytest.mark.parametrize("budget", [0, 2**24], ids=["one image at a time", "the batch at once"])
+def test_each_image_of_a_batch_gets_what_it_gets_alone(budget):
+    # two images of one shape whose classes differ: the first has 3 classes above the negligible level on
+    # the fine level, the second 1 (its others stay below 1e-3), so the batch pads the second's classes
+    rng = np.random.default_rng(1)
+    fine, coarse = rng.random((2, 3, 12, 16)).astype(np.float32), rng.random((2, 3, 6, 8)).astype(np.float32)
+    fine[1, 1:] *= 1e-4
+    coarse[0, :2] *= 1e-4
+    levels = [torch.tensor(fine), torch.tensor(coarse)]
+    settings = Divergence(radius=2, region=4)
+    batch = pixel_divergence_batch(levels, (24, 32), (0, 0, 24, 30), 2.0, settings, budget=budget)
+    for b in range(2):
+        alone = pixel_divergence([m[b] for m in levels], (24, 32), (0, 0, 24, 30), 2.0, settings)
+        np.testing.assert_array_equal(batch[b].numpy(), alone.numpy())
+    assert batch.shape == (2, 3, 4) and (batch > 0).all()  # 24 x 30 input pixels in regions of 8 (4 x gain 2)
