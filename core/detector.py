@@ -358,8 +358,8 @@ class _Boxes:
     def gather(cls, raw: torch.Tensor, dets: list[torch.Tensor], keep: list[torch.Tensor], nc: int) -> _Boxes:
         counts = [len(d) for d in dets]
         flat = torch.cat(dets) if dets else raw.new_zeros((0, 6))
-        image = torch.repeat_interleave(
-            torch.arange(len(dets), device=raw.device), torch.tensor(counts, device=raw.device)
+        image = torch.repeat_interleave(  # output_size: no device-to-host sync to learn it
+            torch.arange(len(dets), device=raw.device), torch.tensor(counts, device=raw.device), output_size=sum(counts)
         )
         anchors = torch.cat(keep) if keep else image
         probs = raw[:, 4 : 4 + nc].transpose(1, 2)[image, anchors]  # (K, C): each box's anchor's class vector
