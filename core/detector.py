@@ -6,9 +6,11 @@ boxes of a horizontally flipped second view. The `score` stage and the Label Stu
 backend's ``/predict`` both call `Detector.detect`, so they cannot disagree.
 
 Boxes equal ``YOLO(weights).predict(image, imgsz=..., conf=..., iou=..., max_det=...)``:
-the same AutoBackend, letterbox, NMS and ``scale_boxes`` are used. Images of one call
-are batched by shape, so a frame's result never depends on the other frames of the
-batch (ultralytics letterboxes mixed-shape batches to a square instead).
+the same AutoBackend, letterbox, NMS and ``scale_boxes`` are used. Each image is letterboxed
+on its own and images of one call are batched by their letterboxed shape, so a frame's
+result never depends on the other frames of the batch (ultralytics letterboxes mixed-shape
+batches to a square instead). Everything after the forward pass is computed for the whole
+batch on the model's device and reaches the host in one copy per output and batch.
 """
 
 from __future__ import annotations

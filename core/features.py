@@ -78,25 +78,28 @@ def class_maps(scores: torch.Tensor, grids: Sequence[tuple[int, int]]) -> list[t
     return maps
 
 
-def _binary_entropy(p: torch.Tensor) -> torch.Tensor:
-    """Elementwise entropy (nats), in place on a fresh clamped copy: this is the hot loop of scoring.
+def _binary_entropy(p: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """Elementwise entropy (nats); ``inplace`` overwrites ``p``. This is the hot loop of scoring.
 
     (Two vectorised logs beat ``torch.special.entr`` twice on a CPU: measured.)"""
-    p = p.clamp(_EPS, 1.0 - _EPS)
+    p = p.clamp_(_EPS, 1.0 - _EPS) if inplace else p.clamp(_EPS, 1.0 - _EPS)
     q = 1.0 - p
     return p.log().mul_(p).add_(q.log().mul_(q)).neg_()
 
 
-def _window_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+def _window_mean(x: torch.Tensor, radius: int, pooled: bool | None = None) -> torch.Tensor:
     """Mean over the (2r+1)^2 window of the last two axes, windows cut at the border.
 
     On a GPU two ``avg_pool2d`` kernels (a row mean, then a column mean; ``count_include_pad=False``
     divides by the cells that exist, whose product is the 2-D window's count); on a CPU, where those
-    kernels are slower than plain additions, a separable box sum of about 2 log2(2r+1) additions."""
+    kernels are slower than plain additions, a separable box sum of about 2 log2(2r+1) additions
+    (``pooled`` chooses one of the two whatever the device: the tests hold both to the specification)."""
     if radius == 0:
         return x
     h, w, k = x.shape[-2], x.shape[-1], 2 * radius + 1
-    if x.is_cuda:
+    if pooled is None:
+        pooled = x.is_cuda
+    if pooled:
         flat = x.reshape(-1, 1, h, w)
         flat = F.avg_pool2d(flat, (1, k), stride=1, padding=(0, radius), count_include_pad=False)
         flat = F.avg_pool2d(flat, (k, 1), stride=1, padding=(radius, 0), count_include_pad=False)
@@ -150,14 +153,18 @@ def divergence_maps(maps: Sequence[torch.Tensor], radius: int = 1) -> torch.Tens
     return total
 
 
-def level_divergence(m: torch.Tensor, radius: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+def level_divergence(
+    m: torch.Tensor, radius: int, mask: torch.Tensor | None = None, *, scratch: bool = False
+) -> torch.Tensor:
     """(..., H, W) Eq. 4 on (..., C, H, W) probabilities: the per-class divergence summed over classes.
 
     ``mask`` (..., C) of 0/1 drops classes (padding of a batch whose images have different class counts);
-    a dropped class adds an exact zero, so an image's result does not depend on its batch."""
+    a dropped class adds an exact zero, so an image's result does not depend on its batch. ``scratch``:
+    ``m`` is a temporary that may be overwritten (saves a copy of the largest tensor)."""
     m = m.float()
-    mean_entropy, entropy = _binary_entropy(_window_mean(m, radius)), _binary_entropy(m)
-    if mask is not None:
+    mean_entropy = _binary_entropy(_window_mean(m, radius), inplace=radius > 0)  # r = 0: the mean is m itself
+    entropy = _binary_entropy(m, inplace=scratch)
+    if mask is not None and (m.is_cuda or not bool(mask.all())):  # all ones: x * 1 = x, skip the passes
         mask = mask.to(m.dtype)[..., None, None]
         mean_entropy, entropy = mean_entropy.mul_(mask), entropy.mul_(mask)
     # the window mean is linear, so the mean entropy is summed over classes first (C times less work)
@@ -212,7 +219,9 @@ def pixel_divergence_batch(
                     continue
                 part = chosen[i : i + per, c : c + width].float()
                 up = F.interpolate(part, size=size, mode="bilinear", align_corners=False)
-                total[i : i + per] += level_divergence(up[..., top:bottom, left:right], r, keep[:, :width])
+                total[i : i + per] += level_divergence(
+                    up[..., top:bottom, left:right], r, keep[:, :width], scratch=True
+                )
     k = max(1, round(settings.region * gain))
     return F.max_pool2d(total[:, None], k, stride=k, ceil_mode=True)[:, 0]
 

@@ -13,7 +13,7 @@ from core.images import load_image
 from core.scoring import TaskScorer, detection_options, pool_from_detections
 from strategies import CycleState
 from strategies.registry import frame_scores
-from strategies.spatial import divergence_map, region_maxima
+from strategies.spatial import divergence_map, neighbourhood_mean, region_maxima
 
 
 def test_settings_come_from_params_with_the_paper_defaults():
@@ -114,3 +114,18 @@ def test_each_image_of_a_batch_gets_what_it_gets_alone(budget):
         alone = pixel_divergence([m[b] for m in levels], (24, 32), (0, 0, 24, 30), 2.0, settings)
         np.testing.assert_array_equal(batch[b].numpy(), alone.numpy())
     assert batch.shape == (2, 3, 4) and (batch > 0).all()  # 24 x 30 input pixels in regions of 8 (4 x gain 2)
+
+
+@pytest.mark.parametrize("pooled", [True, False], ids=["avg_pool2d (the GPU's)", "box sums (the CPU's)"])
+@pytest.mark.parametrize("radius", [1, 4, 9])
+def test_both_window_means_are_the_specification(pooled, radius):
+    from core.features import _window_mean
+
+    x = np.random.default_rng(radius).random((2, 3, 11, 23)).astype(np.float32)
+    got = _window_mean(torch.tensor(x), radius, pooled=pooled).numpy()
+    np.testing.assert_allclose(got, neighbourhood_mean(x, radius), rtol=1e-5, atol=1e-6)
+
+
+def test_a_zero_radius_has_no_divergence():
+    m = torch.tensor(np.random.default_rng(2).random((4, 6, 7)).astype(np.float32))
+    assert not level_divergence(m, 0).any() and not level_divergence(m.clone(), 0, scratch=True).any()
