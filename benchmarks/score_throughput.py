@@ -240,10 +240,12 @@ def write_table(path: Path, label: str, rows: list[dict], command: str) -> None:
         f"{os.cpu_count()} CPUs (load average {load:.1f} at the end), torch threads {torch_threads()}, "
         f"device {rows[0]['device']}; {rows[0]['images']} images, batch {rows[0]['batch']}, best of "
         f"the interleaved runs.\n\n`{command}`\n\n"
-        "| imgsz | divergence | bare predict img/s | score img/s | ratio score / predict |\n|---|---|---|---|---|\n"
+        "| imgsz | divergence | bare predict img/s | score img/s | ratio score / predict "
+        "| CPU-time ratio predict / score |\n|---|---|---|---|---|---|\n"
     )
     body = "".join(
-        f"| {r['imgsz']} | {r['divergence']} | {r['predict_img_s']:.1f} | {r['score_img_s']:.1f} | {r['ratio']:.2f} |\n"
+        f"| {r['imgsz']} | {r['divergence']} | {r['predict_img_s']:.1f} | {r['score_img_s']:.1f} | {r['ratio']:.2f} "
+        f"| {r['cpu_ratio']:.2f} |\n"
         for r in rows
     )
     with open(path, "a") as f:
