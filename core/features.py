@@ -46,9 +46,10 @@ _CLASS_CHUNK = 16
 _NEGLIGIBLE = 1e-3  # pixel divergence skips a class whose probability stays below this over a whole level
 # most elements of one upsampled (images x classes x pixels) chunk of the pixel divergence. A CPU takes one
 # image at a time (it is bound by memory bandwidth, and the images of a chunk are padded to the largest
-# class count among them: work for nothing); a GPU takes the batch (2**27 floats: 512 MB a tensor)
+# class count among them: work for nothing); a GPU takes a dozen 640 px images at once (2**26 floats:
+# 256 MB a tensor, about 6 of them alive at once, per scoring thread)
 _CPU_BUDGET = 0
-_GPU_BUDGET = 2**27
+_GPU_BUDGET = 2**26
 
 
 def content_box(in_shape: Sequence[int], orig_shape: Sequence[int]) -> tuple[int, int, int, int]:
