@@ -1,13 +1,16 @@
 """The GPU numbers in one run: scoring vs bare YOLO.predict, /predict under load, a short training run.
 
-    benchmarks/device_check.sh OUTDIR                    # on a machine with one NVIDIA GPU (~4 minutes)
+    benchmarks/device_check.sh OUTDIR                    # on a machine with one NVIDIA GPU (under 7 minutes)
     DEVICE_CHECK_QUICK=1 benchmarks/device_check.sh OUTDIR   # tiny CPU run that proves the script works
 
 Sections (each one's failure is recorded and the next one still runs; the report is rewritten after
 every section, so a run cut short keeps what it measured):
 
 1. ``score``: the `score` stage's `score_frames` against bare ``YOLO.predict`` on the same image files,
-   batch 32, fp16 and fp32: images/s of each and their ratio (best of two interleaved runs).
+   batch 32, fp16 and fp32: images/s of each and their ratio (best of two interleaved runs), with the
+   divergence maps of params.yaml (``detector.divergence_*``) and without; as many images (up to 512)
+   as fit the section's share of the budget; a torch.profiler table of one batch per precision
+   (OUTDIR/score_profile_fp16.txt, _fp32.txt).
 2. ``serve``: `benchmarks/serve_load.py` with 16 and 64 concurrent clients, with and without
    cross-request batching: HTTP p50 / p95, requests/s, ratio to bare inference at that concurrency.
 3. ``train``: `pipelines.cycle.yolo_ops.train_yolo` for ``epochs`` epochs on the image folder (its
@@ -16,7 +19,9 @@ every section, so a run cut short keeps what it measured):
    (nvidia-smi sampled every 0.5 s, all processes: the gunicorn workers too).
 
 Inputs (environment): ALOD_WEIGHTS (a YOLO .pt, default model.base_weights), ALOD_IMAGES (a folder
-of images, default ../shared/data/coco128/images/train2017), ALOD_IMGSZ (default 640; 160 quick).
+of images, default ../shared/data/coco128/images/train2017), ALOD_IMGSZ (default 640; 160 quick),
+DEVICE_CHECK_BUDGET_S (default 400: the seconds the sections share; serve is stopped, gunicorn
+included, when it would leave training less than 100 s).
 Needs torch, ultralytics, flask, gunicorn, PyYAML, pandas, pyarrow, requests; NOT mlflow, dvc or
 label-studio-sdk (without the SDK the backend parses the benchmark's label config with
 benchmarks/device_stub). Writes OUTDIR/device_check.json and OUTDIR/device_check.md.
@@ -29,6 +34,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,6 +48,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 QUICK = os.environ.get("DEVICE_CHECK_QUICK", "") not in ("", "0", "false")
+# seconds the three sections may take together (the script's budget is 8 minutes: this leaves a margin for
+# start-up and for a section that overruns its share); score gets SCORE_SHARE of it, serve what remains
+# but TRAIN_RESERVE_S, so that training is always reached
+BUDGET_S = float(os.environ.get("DEVICE_CHECK_BUDGET_S") or 400)
+SCORE_SHARE = 0.3
+TRAIN_RESERVE_S = 100.0
 NEEDED = ("torch", "ultralytics", "flask", "gunicorn", "yaml", "pandas", "pyarrow", "requests", "cv2")
 
 
@@ -123,21 +135,42 @@ def peak_mib() -> float | None:
 # -- 1. the score stage vs bare YOLO.predict ----------------------------------------------------------
 
 
-def score_section(weights: str, images: list[str], imgsz: int, batch: int, tmp: Path) -> dict[str, Any]:
+def score_section(
+    weights: str, images: list[str], imgsz: int, batch: int, tmp: Path, out_dir: Path, budget_s: float
+) -> dict[str, Any]:
+    """Both precisions on a GPU (fp32 only on a CPU), the number of images sized to ``budget_s``."""
     import torch
 
-    source = tmp / "images.txt"  # a .txt source streams batches of files, as the pool pass reads them
-    source.write_text("\n".join(images) + "\n")
-    out: dict[str, Any] = {"images": len(images), "imgsz": imgsz, "batch": batch}
-    for half in (True, False) if torch.cuda.is_available() else (False,):
-        out["fp16" if half else "fp32"] = score_vs_predict(weights, images, source, imgsz, batch, half, tmp)
+    from core.divergence import divergence_setting
+    from core.settings import load_params
+
+    divergence = divergence_setting(load_params().get("detector"))
+    out: dict[str, Any] = {"imgsz": imgsz, "batch": batch, "divergence": divergence}
+    precisions = (True, False) if torch.cuda.is_available() else (False,)
+    started = time.perf_counter()
+    for k, half in enumerate(precisions):
+        left = budget_s - (time.perf_counter() - started)
+        share = left / (len(precisions) - k)
+        out["fp16" if half else "fp32"] = score_vs_predict(
+            weights, images, imgsz, batch, half, divergence, tmp, out_dir, share
+        )
+    out["images"] = max(v["images"] for k, v in out.items() if k in ("fp16", "fp32"))
     return out
 
 
 def score_vs_predict(
-    weights: str, images: list[str], source: Path, imgsz: int, batch: int, half: bool, tmp: Path
+    weights: str,
+    images: list[str],
+    imgsz: int,
+    batch: int,
+    half: bool,
+    divergence: dict[str, Any],
+    tmp: Path,
+    out_dir: Path,
+    budget_s: float,
 ) -> dict[str, Any]:
-    """Best-of-two images/s of `score_frames` and of ``YOLO.predict`` at one precision."""
+    """Best-of-two images/s of `score_frames` (with the configured divergence maps, and without) and of
+    ``YOLO.predict`` at one precision, on as many of ``images`` as fit ``budget_s`` (whole batches)."""
     from benchmarks.score_throughput import frames_of
     from core.detector import Detector
     from core.settings import disable_ultralytics_integrations
@@ -147,52 +180,88 @@ def score_vs_predict(
     from ultralytics import YOLO
 
     peak_reset()
+    name = "fp16" if half else "fp32"
     model = YOLO(weights)
     detector = Detector(weights, imgsz=imgsz, batch=batch, conf=0.05, half=half)
 
-    def predict(paths: str) -> float:
+    def predict(paths: list[str]) -> float:
+        source = tmp / f"images-{len(paths)}.txt"  # a .txt source streams batches of files, as the pool pass reads
+        source.write_text("\n".join(paths) + "\n")
         started = time.perf_counter()
-        for _ in model.predict(paths, stream=True, verbose=False, imgsz=imgsz, batch=batch, conf=0.05, half=half):
+        for _ in model.predict(str(source), stream=True, verbose=False, imgsz=imgsz, batch=batch, conf=0.05, half=half):
             pass
         return time.perf_counter() - started
 
-    def score(paths: list[str], run: str) -> float:
+    def score(paths: list[str], run: str, radius: Any) -> float:
         started = time.perf_counter()
         score_frames(
             frames_of(paths),
             detector,
-            tmp / f"{half}-{run}",
+            tmp / f"{name}-{run}",
             conf=0.05,
-            divergence_radius=1,
+            divergence_radius=radius,
             chunk_size=64,
             progress=False,
         )
         return time.perf_counter() - started
 
-    warm = tmp / "warm.txt"
-    warm.write_text("\n".join(images[:batch]) + "\n")
-    predict(str(warm))
-    score(images[:batch], "warm")
-    p_s, s_s = [], []
-    for r in range(2):  # interleaved: a slow moment of the machine hits both
-        p_s.append(predict(str(source)))
-        s_s.append(score(images, str(r)))
-    n = len(images)
-    return {
+    started = time.perf_counter()
+    warm = images[: 2 * batch]  # first calls: cuDNN plans, allocator; also the estimate of a pass's cost
+    predict(warm)
+    score(warm, "warm", divergence)
+    per_image = (predict(warm) + score(warm, "warm2", divergence) + score(warm, "warm3", None)) / len(warm)
+    left = budget_s - (time.perf_counter() - started)
+    fits = int(left * 0.8 / (2 * max(per_image, 1e-4)))  # two rounds of the three passes
+    n = max(batch, min(len(images), fits // batch * batch))
+    chosen = images[:n]
+    p_s, s_s, bare_s = [], [], []
+    for r in range(2):  # interleaved: a slow moment of the machine hits all of them
+        p_s.append(predict(chosen))
+        s_s.append(score(chosen, str(r), divergence))
+        bare_s.append(score(chosen, f"none{r}", None))
+    result = {
+        "images": n,
         "predict_img_s": round(n / min(p_s), 1),
         "score_img_s": round(n / min(s_s), 1),
         "ratio_score_vs_predict": round(min(p_s) / min(s_s), 3),
-        "seconds": {"predict": [round(x, 2) for x in p_s], "score": [round(x, 2) for x in s_s]},
+        "score_no_divergence_img_s": round(n / min(bare_s), 1),
+        "ratio_no_divergence": round(min(p_s) / min(bare_s), 3),
+        "seconds": {
+            "predict": [round(x, 2) for x in p_s],
+            "score": [round(x, 2) for x in s_s],
+            "score_no_divergence": [round(x, 2) for x in bare_s],
+        },
         "torch_peak_mib": peak_mib(),
     }
+    result["profile"] = profile_detect(detector, chosen[:batch], divergence, out_dir / f"score_profile_{name}.txt")
+    return result
+
+
+def profile_detect(detector: Any, paths: list[str], divergence: dict[str, Any], path: Path) -> str:
+    """torch.profiler table of one `Detector.detect` batch (where a GPU's time goes), written to ``path``."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from core.images import load_image
+
+    images = [load_image(p) for p in paths]
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=activities) as prof:
+        detector.detect(images, conf=0.05, divergence_radius=divergence)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    key = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+    path.write_text(prof.key_averages().table(sort_by=key, row_limit=25))
+    return path.name
 
 
 # -- 2. /predict under load ----------------------------------------------------------------------------
 
 
 def serve_section(
-    weights: str, images: list[str], imgsz: int, clients: list[int], requests_n: int, out_dir: Path
+    weights: str, images: list[str], imgsz: int, clients: list[int], requests_n: int, out_dir: Path, budget_s: float
 ) -> dict[str, Any]:
+    """`benchmarks/serve_load.py` in its own process group, stopped (gunicorn too) after ``budget_s``."""
     env = dict(os.environ)
     if importlib.util.find_spec("label_studio_sdk") is None:
         env["PYTHONPATH"] = os.pathsep.join(
@@ -216,17 +285,28 @@ def serve_section(
         "--requests",
         str(requests_n),
         "--single",
-        "30",
+        "20",
         "--json",
         str(result_file),
     ]
     with open(out_dir / "serve_load.txt", "w") as log:
-        done = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=600)
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            code = proc.wait(timeout=max(30.0, budget_s))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)  # its own group: serve_load.py and the gunicorn it started
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            code = None
     text = (out_dir / "serve_load.txt").read_text()
     if not result_file.is_file():
-        raise RuntimeError(f"serve_load.py exited {done.returncode}: {text[-2000:]}")
+        why = f"stopped after its {budget_s:.0f} s" if code is None else f"exited {code}"
+        raise RuntimeError(f"serve_load.py {why}: {text[-2000:]}")
     out = json.loads(result_file.read_text())
-    out["exit_code"] = done.returncode
+    out["exit_code"] = code
     return out
 
 
@@ -320,18 +400,20 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"score: {score.get('error', 'not run')}", ""]
     else:
         lines += [
-            f"## Score stage vs bare YOLO.predict ({score['images']} images, imgsz {score['imgsz']}, "
-            f"batch {score['batch']})",
+            f"## Score stage vs bare YOLO.predict (up to {score['images']} images, imgsz {score['imgsz']}, "
+            f"batch {score['batch']}, divergence {score.get('divergence')})",
             "",
-            "| precision | YOLO.predict img/s | score img/s | ratio | torch peak MiB |",
-            "|---|---|---|---|---|",
+            "| precision | images | YOLO.predict img/s | score img/s | ratio | score without divergence img/s "
+            "| ratio | torch peak MiB |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for name in ("fp16", "fp32"):
             if name in score:
                 s = score[name]
                 lines.append(
-                    f"| {name} | {s['predict_img_s']} | {s['score_img_s']} | {s['ratio_score_vs_predict']} "
-                    f"| {s['torch_peak_mib']} |"
+                    f"| {name} | {s.get('images', score['images'])} | {s['predict_img_s']} | {s['score_img_s']} "
+                    f"| {s['ratio_score_vs_predict']} | {s.get('score_no_divergence_img_s', '-')} "
+                    f"| {s.get('ratio_no_divergence', '-')} | {s['torch_peak_mib']} |"
                 )
         lines.append("")
     serve = report.get("serve", {})
@@ -372,20 +454,40 @@ def main(argv: list[str] | None = None) -> int:
         (out_dir / "device_check.json").write_text(json.dumps(report, indent=1))
         (out_dir / "device_check.md").write_text(markdown(report))
 
+    def left() -> float:
+        return BUDGET_S - (time.perf_counter() - started)
+
     sections = [
         (
             "score",
             lambda tmp: score_section(
-                weights, image_files(folder, 64 if QUICK else 512), imgsz, 8 if QUICK else 32, tmp
+                weights,
+                image_files(folder, 64 if QUICK else 512),
+                imgsz,
+                8 if QUICK else 32,
+                tmp,
+                out_dir,
+                SCORE_SHARE * BUDGET_S,
             ),
         ),
         (
             "serve",
             lambda tmp: serve_section(
-                weights, image_files(folder, 1), imgsz, [4] if QUICK else [16, 64], 40 if QUICK else 640, out_dir
+                weights,
+                image_files(folder, 1),
+                imgsz,
+                [4] if QUICK else [16, 64],
+                40 if QUICK else 320,
+                out_dir,
+                left() - TRAIN_RESERVE_S,
             ),
         ),
-        ("train", lambda tmp: train_section(weights, folder, imgsz, 1 if QUICK else 2, 8 if QUICK else 32, tmp)),
+        (
+            "train",
+            lambda tmp: train_section(
+                weights, folder, imgsz, 1 if QUICK or left() < 1.5 * TRAIN_RESERVE_S else 2, 8 if QUICK else 32, tmp
+            ),
+        ),
     ]
     with GpuSampler() as sampler:
         for name, run in sections:

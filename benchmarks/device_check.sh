@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU numbers of docs/runtime.md in one run (~4 minutes on one NVIDIA GPU): see benchmarks/device_check.py.
+# The GPU numbers of docs/runtime.md in one run (under 7 minutes on one NVIDIA GPU; DEVICE_CHECK_BUDGET_S, default
+# 400, is what its sections share): see benchmarks/device_check.py.
 #   benchmarks/device_check.sh OUTDIR
 #   ALOD_WEIGHTS=/data/yolo11n-coco.pt ALOD_IMAGES=/data/coco128/images/train2017 benchmarks/device_check.sh OUTDIR
 #   DEVICE_CHECK_QUICK=1 benchmarks/device_check.sh OUTDIR     # tiny CPU run: proves the script works

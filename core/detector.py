@@ -6,9 +6,11 @@ boxes of a horizontally flipped second view. The `score` stage and the Label Stu
 backend's ``/predict`` both call `Detector.detect`, so they cannot disagree.
 
 Boxes equal ``YOLO(weights).predict(image, imgsz=..., conf=..., iou=..., max_det=...)``:
-the same AutoBackend, letterbox, NMS and ``scale_boxes`` are used. Images of one call
-are batched by shape, so a frame's result never depends on the other frames of the
-batch (ultralytics letterboxes mixed-shape batches to a square instead).
+the same AutoBackend, letterbox, NMS and ``scale_boxes`` are used. Each image is letterboxed
+on its own and images of one call are batched by their letterboxed shape, so a frame's
+result never depends on the other frames of the batch (ultralytics letterboxes mixed-shape
+batches to a square instead). Everything after the forward pass is computed for the whole
+batch on the model's device and reaches the host in one copy per output and batch.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from core.features import (
     class_maps,
     content_box,
     divergence_maps,
-    image_embedding,
+    image_embeddings,
     level_shapes,
-    pixel_divergence,
+    pixel_divergence_batch,
 )
 from core.settings import configure_environment, disable_ultralytics_integrations, resolve_path
 
@@ -193,7 +195,7 @@ class Detector:
                 raise ValueError(f"image {i}: expected a non-empty (H, W, 3) uint8 BGR array, got {image.shape}")
         groups: dict[tuple[int, ...] | None, list[int]] = defaultdict(list)
         for i, image in enumerate(images):
-            groups[image.shape if self.rect else None].append(i)
+            groups[self._input_shape(image) if self.rect else None].append(i)
         results: list[ImageDetections | None] = [None] * len(images)
         threshold = self.conf if conf is None else float(conf)
         divergence_radius = Divergence.parse(divergence_radius)
@@ -204,6 +206,21 @@ class Detector:
                 for i, result in zip(part, batch, strict=True):
                     results[i] = result
         return results  # type: ignore[return-value]
+
+    def _input_shape(self, image: np.ndarray) -> tuple[int, ...]:
+        """The letterboxed input's (h, w) of one image: images that share it share a forward pass.
+
+        Each image is letterboxed on its own, so its input tensor, and its result, is the same
+        whichever images share the pass; grouping by this rather than by the original shape keeps
+        mixed-size pools (hard hats: 230 sizes in 706 images) in full batches."""
+        from ultralytics.data.augment import LetterBox
+
+        letterbox = LetterBox(self.imgsz, auto=self.rect, stride=self.stride)
+        get_params = getattr(letterbox, "get_params", None)
+        if get_params is None:  # an ultralytics without it: batch by the original shape
+            return tuple(image.shape)
+        p = get_params({"img": image})
+        return (p["new_unpad"][1] + p["top"] + p["bottom"], p["new_unpad"][0] + p["left"] + p["right"])
 
     def _letterbox(self, images: list[np.ndarray]) -> torch.Tensor:
         """ultralytics' BasePredictor.preprocess for a list of same-shape images."""
@@ -234,8 +251,8 @@ class Detector:
     def _detect_batch(
         self, images: list[np.ndarray], conf: float, tta_flip: bool, div: Divergence | None
     ) -> list[ImageDetections]:
-        from ultralytics.utils.ops import scale_boxes
-
+        """One forward pass; every output is computed for the whole batch on the model's device and
+        copied to the host once per batch (per original image shape for the few per-shape outputs)."""
         n = len(images)
         with self._lock:
             x = self._letterbox(images)
@@ -243,61 +260,143 @@ class Detector:
         dets, keep = self._nms(raw, conf)
         in_shape = tuple(x.shape[2:])
         nc = self.num_classes
-        embeddings = (
-            box_embeddings([f[:n] for f in feats], [d[:, :4] for d in dets[:n]], self.strides)
-            if feats is not None
-            else [torch.zeros((len(d), 0)) for d in dets[:n]]
-        )
-        grids = level_shapes(in_shape, self.strides, raw.shape[-1]) if div is not None else None
-        levels = class_maps(raw[:n, 4 : 4 + nc], grids) if grids else None
-        grid_divergence = None
-        if levels is not None and div is not None and div.units == "grid":
-            grid_divergence = divergence_maps(levels, int(div.radius))
+        shapes = [tuple(image.shape[:2]) for image in images]
+        subsets: dict[tuple[int, ...], list[int]] = defaultdict(list)  # images of one original shape
+        for b, shape in enumerate(shapes):
+            subsets[shape].append(b)
 
+        main = _Boxes.gather(raw, dets[:n], keep[:n], nc)
+        xyxy = _scale(in_shape, main.xyxy, main.image, subsets)
+        if feats is not None:
+            embeddings = box_embeddings([f[:n] for f in feats], main.xyxy, main.image, self.strides)
+            deepest = feats[-1][:n]
+            image_emb = deepest.new_empty((n, deepest.shape[1]), dtype=torch.float32)
+            for shape, members in subsets.items():
+                region = content_box(in_shape, shape)
+                image_emb[members] = image_embeddings(deepest[members], region, self.strides[-1])
+        else:
+            embeddings = raw.new_zeros((len(main.xyxy), 0), dtype=torch.float32)
+            image_emb = raw.new_zeros((n, 0), dtype=torch.float32)
+        divergence = self._divergence(raw[:n], in_shape, subsets, div)
+        flip = None
+        if tta_flip:
+            flip = _Boxes.gather(raw[n:], dets[n:], keep[n:], nc)
+            unflipped = flip.xyxy.clone()
+            unflipped[:, [0, 2]] = in_shape[1] - flip.xyxy[:, [2, 0]]  # un-flip in the letterboxed frame
+            flip_xyxy = _np(_scale(in_shape, unflipped, flip.image, subsets))
+            flip_host = flip.to_host()
+
+        host = main.to_host()
+        xyxy_np, embeddings_np, image_np = _np(xyxy), _np(embeddings), _np(image_emb)
         results = []
-        for b, image in enumerate(images):
-            h0, w0 = image.shape[:2]
-            det = dets[b]
-            probs = raw[b, 4 : 4 + nc, keep[b]].T
-            xyxy = scale_boxes(in_shape, det[:, :4].clone(), (h0, w0))
-            region = content_box(in_shape, (h0, w0))
-            fields: dict[str, Any] = {}
-            if feats is not None:
-                fields["image_embedding"] = image_embedding(feats[-1][b], region, self.strides[-1])
-            else:
-                fields["image_embedding"] = np.zeros(0, np.float32)
-            if grid_divergence is not None:
-                fields["divergence"] = self._crop_to_image(grid_divergence[b], region)
-            elif levels is not None and div is not None:
-                gain = min(in_shape[0] / h0, in_shape[1] / w0)
-                fields["divergence"] = _np(pixel_divergence([m[b] for m in levels], in_shape, region, gain, div))
-            if tta_flip:
-                fdet = dets[n + b]
-                boxes = fdet[:, :4].clone()
-                boxes[:, [0, 2]] = in_shape[1] - fdet[:, [2, 0]]  # un-flip in the letterboxed frame
-                fields["flip_xyxy"] = _np(scale_boxes(in_shape, boxes, (h0, w0)))
-                fields["flip_conf"] = _np(fdet[:, 4])
-                fields["flip_cls"] = fdet[:, 5].long().cpu().numpy()
-                fields["flip_probs"] = _np(raw[n + b, 4 : 4 + nc, keep[n + b]].T).reshape(-1, nc)
+        for b, (h0, w0) in enumerate(shapes):
+            rows = host.rows(b)
+            fields: dict[str, Any] = {"image_embedding": image_np[b]}
+            if divergence is not None:
+                fields["divergence"] = divergence[b]
+            if flip is not None:
+                frows = flip_host.rows(b)
+                fields["flip_xyxy"] = flip_xyxy[frows]
+                fields["flip_conf"] = flip_host.conf[frows]
+                fields["flip_cls"] = flip_host.cls[frows]
+                fields["flip_probs"] = flip_host.probs[frows]
             results.append(
                 ImageDetections(
                     width=w0,
                     height=h0,
-                    xyxy=_np(xyxy).reshape(-1, 4),
-                    conf=_np(det[:, 4]),
-                    cls=det[:, 5].long().cpu().numpy(),
-                    probs=_np(probs).reshape(-1, nc),
-                    embeddings=_np(embeddings[b]),
+                    xyxy=xyxy_np[rows],
+                    conf=host.conf[rows],
+                    cls=host.cls[rows],
+                    probs=host.probs[rows],
+                    embeddings=embeddings_np[rows],
                     **fields,
                 )
             )
         return results
 
-    def _crop_to_image(self, grid_map: torch.Tensor, region: tuple[int, int, int, int]) -> np.ndarray:
-        """The cells of a finest-grid map that cover the image (letterbox padding cut away)."""
-        s = min(self.strides)
-        top, left, bottom, right = region
-        return _np(grid_map[top // s : -(-bottom // s), left // s : -(-right // s)]).copy()
+    def _divergence(
+        self,
+        raw: torch.Tensor,
+        in_shape: tuple[int, ...],
+        subsets: dict[tuple[int, ...], list[int]],
+        div: Divergence | None,
+    ) -> list[np.ndarray] | None:
+        """Each image's divergence map (host arrays), or None when not asked for or not available."""
+        grids = level_shapes(in_shape, self.strides, raw.shape[-1]) if div is not None else None
+        if div is None or not grids:
+            return None
+        levels = class_maps(raw[:, 4 : 4 + self.num_classes], grids)
+        out: list[np.ndarray | None] = [None] * len(raw)
+        if div.units == "grid":
+            maps = _np(divergence_maps(levels, int(div.radius)))
+            s = min(self.strides)
+            for shape, members in subsets.items():
+                top, left, bottom, right = content_box(in_shape, shape)
+                for b in members:  # the cells of the finest grid that cover the image
+                    out[b] = maps[b, top // s : -(-bottom // s), left // s : -(-right // s)].copy()
+            return out  # type: ignore[return-value]
+        for (h0, w0), members in subsets.items():
+            gain = min(in_shape[0] / h0, in_shape[1] / w0)
+            index = torch.tensor(members, device=raw.device)
+            region = content_box(in_shape, (h0, w0))
+            maps = _np(pixel_divergence_batch([m[index] for m in levels], in_shape, region, gain, div))
+            for j, b in enumerate(members):
+                out[b] = maps[j]
+        return out  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class _Boxes:
+    """The kept boxes of a batch as flat tensors (K rows), with the image of each row."""
+
+    xyxy: torch.Tensor  # (K, 4) input pixels
+    conf: torch.Tensor  # (K,)
+    cls: torch.Tensor  # (K,)
+    probs: torch.Tensor  # (K, C)
+    image: torch.Tensor  # (K,) int64
+    counts: list[int]
+
+    @classmethod
+    def gather(cls, raw: torch.Tensor, dets: list[torch.Tensor], keep: list[torch.Tensor], nc: int) -> _Boxes:
+        counts = [len(d) for d in dets]
+        flat = torch.cat(dets) if dets else raw.new_zeros((0, 6))
+        image = torch.repeat_interleave(  # output_size: no device-to-host sync to learn it
+            torch.arange(len(dets), device=raw.device), torch.tensor(counts, device=raw.device), output_size=sum(counts)
+        )
+        anchors = torch.cat(keep) if keep else image
+        probs = raw[:, 4 : 4 + nc].transpose(1, 2)[image, anchors]  # (K, C): each box's anchor's class vector
+        return cls(flat[:, :4], flat[:, 4], flat[:, 5], probs, image, counts)
+
+    def to_host(self) -> _HostBoxes:
+        offsets = np.concatenate(([0], np.cumsum(self.counts))).astype(np.int64)
+        nc = self.probs.shape[1]
+        return _HostBoxes(_np(self.conf), self.cls.long().cpu().numpy(), _np(self.probs).reshape(-1, nc), offsets)
+
+
+@dataclass(frozen=True)
+class _HostBoxes:
+    conf: np.ndarray
+    cls: np.ndarray
+    probs: np.ndarray
+    offsets: np.ndarray
+
+    def rows(self, b: int) -> slice:
+        return slice(int(self.offsets[b]), int(self.offsets[b + 1]))
+
+
+def _scale(
+    in_shape: tuple[int, ...], xyxy: torch.Tensor, image: torch.Tensor, subsets: dict[tuple[int, ...], list[int]]
+) -> torch.Tensor:
+    """Input-pixel boxes to each image's original pixels: ultralytics' ``scale_boxes`` once per original shape."""
+    from ultralytics.utils.ops import scale_boxes
+
+    out = xyxy.clone()
+    if len(subsets) == 1:
+        return scale_boxes(in_shape, out, next(iter(subsets)))
+    for shape, members in subsets.items():
+        rows = torch.isin(image, torch.tensor(members, device=image.device))
+        out[rows] = scale_boxes(in_shape, out[rows], shape)
+    return out
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

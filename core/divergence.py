@@ -34,12 +34,20 @@ class Divergence:
         return cls(radius=int(value), units="grid")
 
 
+DEFAULT_DIVERGENCE = Divergence()  # what a key missing from params.yaml, or a library caller that passes nothing, gets
+
+
 def divergence_setting(detector: dict[str, Any] | None) -> dict[str, Any]:
     """The divergence settings of params.yaml's ``detector`` section, as a JSON-able dict."""
     det = detector or {}
     settings = Divergence(
-        radius=float(det.get("divergence_radius", 9)),
-        region=int(det.get("divergence_region", 30)),
-        units=str(det.get("divergence_units", "pixels")),
+        radius=float(det.get("divergence_radius", DEFAULT_DIVERGENCE.radius)),
+        region=int(det.get("divergence_region", DEFAULT_DIVERGENCE.region)),
+        units=str(det.get("divergence_units", DEFAULT_DIVERGENCE.units)),
     )
     return asdict(settings)
+
+
+def as_setting(value: Any) -> Any:
+    """A divergence argument in its JSON-able form (a `Divergence` as its dict; None, an int, a dict as given)."""
+    return asdict(value) if isinstance(value, Divergence) else value

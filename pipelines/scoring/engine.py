@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from core.detector import Detector
+from core.divergence import as_setting
 from core.images import is_url
 from core.scoring import detection_options
 from core.settings import resolve_path
@@ -53,7 +54,7 @@ def scoring_settings(detector: Detector, conf: float, tta_flip: bool, divergence
         "max_det": detector.max_det,
         "agnostic_nms": detector.agnostic_nms,
         "tta_flip": tta_flip,
-        "divergence_radius": divergence_radius,
+        "divergence_radius": as_setting(divergence_radius),
     }
 
 

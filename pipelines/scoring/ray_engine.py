@@ -39,6 +39,7 @@ import pandas as pd
 import torch
 
 from core.detector import Detector, resolve_half
+from core.divergence import DEFAULT_DIVERGENCE, Divergence, as_setting
 from core.images import ImageLoadError
 from core.remote_images import load_location
 from pipelines.scoring import store as score_store
@@ -127,7 +128,7 @@ def score_frames_ray(
     *,
     conf: float = 0.05,
     tta_flip: bool = False,
-    divergence_radius: int | None = 1,
+    divergence_radius: int | dict | Divergence | None = DEFAULT_DIVERGENCE,
     chunk_size: int = 64,
     root: str | Path = ".",
     options: RayOptions | None = None,
@@ -144,6 +145,7 @@ def score_frames_ray(
     from tqdm import tqdm
 
     start = time.perf_counter()
+    divergence_radius = as_setting(divergence_radius)  # the default is the local engine's: the settings default
     options = options or RayOptions()
     out_dir = Path(out_dir)
     if frames["frame_id"].duplicated().any():

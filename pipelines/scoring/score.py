@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from core.detector import Detector
+from core.divergence import DEFAULT_DIVERGENCE, Divergence, as_setting
 from core.images import ImageLoadError
 from core.remote_images import load_location
 from core.settings import load_params, resolve_path
@@ -100,14 +101,19 @@ def score_frames(
     *,
     conf: float = 0.05,
     tta_flip: bool = False,
-    divergence_radius: int | None = 1,
+    divergence_radius: int | dict | Divergence | None = DEFAULT_DIVERGENCE,
     chunk_size: int = 64,
     root: str | Path = ".",
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Score every row of ``frames`` into Parquet shards under ``out_dir``; returns the run summary."""
+    """Score every row of ``frames`` into Parquet shards under ``out_dir``; returns the run summary.
+
+    ``divergence_radius``: the spatial-divergence settings (`core.divergence`: a settings dict, a
+    `Divergence`, an int for the earlier grid rule, None for no maps); the default is params.yaml's
+    default, the paper's pixel rule, as `alod score` and ``/predict`` use."""
     from tqdm import tqdm
 
+    divergence_radius = as_setting(divergence_radius)
     start = time.perf_counter()
     out_dir = Path(out_dir)
     if frames["frame_id"].duplicated().any():
@@ -152,7 +158,7 @@ def _pipelined(
     batches: list[tuple[int, list[FrameRecord]]],
     conf: float,
     tta_flip: bool,
-    radius: int | None,
+    radius: int | dict | None,
     workers: int = 2,
 ) -> Iterator[list[FrameRecord]]:
     """Scored batches in order, two at a time.
@@ -172,6 +178,6 @@ def _pipelined(
 
 
 def _load_and_score(
-    detector: Detector, records: list[FrameRecord], conf: float, tta_flip: bool, radius: int | None
+    detector: Detector, records: list[FrameRecord], conf: float, tta_flip: bool, radius: int | dict | None
 ) -> list[FrameRecord]:
     return score_batch(detector, _load(records), conf, tta_flip, radius)

@@ -197,3 +197,23 @@ def test_an_openvino_export_predicts_like_ultralytics_without_features(shared: P
     np.testing.assert_array_equal(r.probs.max(axis=1), r.conf)
     assert r.embeddings.shape == (r.num_boxes, 0) and r.image_embedding.shape == (0,)
     assert r.divergence is not None and r.divergence.shape == (54, 80)  # 640x426 on the stride-8 grid
+
+
+def test_images_of_different_sizes_with_one_letterboxed_shape_share_a_forward_pass(detector, images) -> None:
+    # 426 x 640 and 424 x 640 both letterbox to 224 x 320 at imgsz 320 (213 and 212 rows, padded to the stride);
+    # the portrait 640 x 426 does not
+    frames = [images[0], np.ascontiguousarray(images[0][:424]), np.ascontiguousarray(images[0].transpose(1, 0, 2))]
+    assert [f.shape[:2] for f in frames] == [(426, 640), (424, 640), (640, 426)]
+    passes = []
+    hook = detector.model.register_forward_hook(lambda module, args, out: passes.append(tuple(args[0].shape)))
+    try:
+        together = detector.detect(frames, divergence_radius={"radius": 9, "region": 30, "units": "pixels"})
+    finally:
+        hook.remove()
+    assert sorted(passes) == [(1, 3, 320, 224), (2, 3, 224, 320)]
+    for frame, r in zip(frames, together, strict=True):
+        alone = detector.detect([frame], divergence_radius={"radius": 9, "region": 30, "units": "pixels"})[0]
+        assert (r.width, r.height) == (frame.shape[1], frame.shape[0]) and alone.num_boxes == r.num_boxes
+        np.testing.assert_allclose(alone.xyxy, r.xyxy, atol=1e-3)
+        np.testing.assert_allclose(alone.divergence, r.divergence, atol=1e-5)
+        np.testing.assert_allclose(alone.image_embedding, r.image_embedding, atol=1e-5)

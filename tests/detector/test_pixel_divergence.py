@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from core.divergence import Divergence, divergence_setting
-from core.features import level_divergence, pixel_divergence
+from core.features import level_divergence, pixel_divergence, pixel_divergence_batch
 from core.images import load_image
 from core.scoring import TaskScorer, detection_options, pool_from_detections
 from strategies import CycleState
 from strategies.registry import frame_scores
-from strategies.spatial import divergence_map, region_maxima
+from strategies.spatial import divergence_map, neighbourhood_mean, region_maxima
 
 
 def test_settings_come_from_params_with_the_paper_defaults():
@@ -97,3 +97,35 @@ def test_the_backend_predictor_takes_the_divergence_settings_of_params_yaml():
     params["detector"] = {**params["detector"], "divergence_radius": 5, "divergence_region": 20}
     predictor = Predictor.from_settings(BackendSettings.load(params, environ={}))
     assert predictor.options.divergence_radius == {"radius": 5.0, "region": 20, "units": "pixels"}
+
+
+@pytest.mark.parametrize("budget", [0, 2**24], ids=["one image at a time", "the batch at once"])
+def test_each_image_of_a_batch_gets_what_it_gets_alone(budget):
+    # two images of one shape whose classes differ: the first has 3 classes above the negligible level on
+    # the fine level, the second 1 (its others stay below 1e-3), so the batch pads the second's classes
+    rng = np.random.default_rng(1)
+    fine, coarse = rng.random((2, 3, 12, 16)).astype(np.float32), rng.random((2, 3, 6, 8)).astype(np.float32)
+    fine[1, 1:] *= 1e-4
+    coarse[0, :2] *= 1e-4
+    levels = [torch.tensor(fine), torch.tensor(coarse)]
+    settings = Divergence(radius=2, region=4)
+    batch = pixel_divergence_batch(levels, (24, 32), (0, 0, 24, 30), 2.0, settings, budget=budget)
+    for b in range(2):
+        alone = pixel_divergence([m[b] for m in levels], (24, 32), (0, 0, 24, 30), 2.0, settings)
+        np.testing.assert_array_equal(batch[b].numpy(), alone.numpy())
+    assert batch.shape == (2, 3, 4) and (batch > 0).all()  # 24 x 30 input pixels in regions of 8 (4 x gain 2)
+
+
+@pytest.mark.parametrize("pooled", [True, False], ids=["avg_pool2d (the GPU's)", "box sums (the CPU's)"])
+@pytest.mark.parametrize("radius", [1, 4, 9])
+def test_both_window_means_are_the_specification(pooled, radius):
+    from core.features import _window_mean
+
+    x = np.random.default_rng(radius).random((2, 3, 11, 23)).astype(np.float32)
+    got = _window_mean(torch.tensor(x), radius, pooled=pooled).numpy()
+    np.testing.assert_allclose(got, neighbourhood_mean(x, radius), rtol=1e-5, atol=1e-6)
+
+
+def test_a_zero_radius_has_no_divergence():
+    m = torch.tensor(np.random.default_rng(2).random((4, 6, 7)).astype(np.float32))
+    assert not level_divergence(m, 0).any() and not level_divergence(m.clone(), 0, scratch=True).any()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import pandas as pd
 import pytest
 
 from core.detector import Detector
+from core.divergence import DEFAULT_DIVERGENCE, Divergence, divergence_setting
 from core.images import load_image
-from core.settings import REPO_ROOT
+from core.settings import REPO_ROOT, load_params
 from pipelines import cli
 from pipelines.scoring.score import score_frames
 from pipelines.scoring.store import read_score_errors, read_scored_pool, read_summary, shard_path
@@ -61,7 +63,8 @@ def test_the_scored_pool_holds_what_the_detector_sees(scored, detector, pool_ima
     assert summary["frames"] == 8 and summary["errors"] == 2 and summary["shards"] == 3
     assert list(pool.frame_ids) == [f"f{i:03d}" for i in range(6)]  # the two broken frames are left out
     assert pool.class_names[:2] == ("person", "bicycle") and pool.num_classes == 80
-    expected = detector.detect([load_image(p) for p in pool_images[:6]], conf=CONF, tta_flip=True, divergence_radius=1)
+    images = [load_image(p) for p in pool_images[:6]]
+    expected = detector.detect(images, conf=CONF, tta_flip=True, divergence_radius=divergence_setting({}))
     np.testing.assert_array_equal(pool.boxes_per_image, [r.num_boxes for r in expected])
     for i, r in enumerate(expected):
         rows = pool.boxes_of(i)
@@ -88,7 +91,17 @@ def test_an_image_with_no_detections_is_a_valid_row(scored) -> None:
     pool = read_scored_pool(scored[0])
     blank = 5
     assert pool.boxes_per_image[blank] == 0 and pool.flip_offsets[blank] == pool.flip_offsets[blank + 1]
-    assert np.isfinite(pool.image_embeddings[blank]).all() and pool.divergence_maps[blank].shape == (30, 40)
+    assert np.isfinite(pool.image_embeddings[blank]).all() and pool.divergence_maps[blank].shape == (16, 22)
+    assert not pool.divergence_maps[blank].any()  # 480 x 640 px in 30 px regions, all zero: no class anywhere
+
+
+def test_called_as_a_library_it_takes_the_divergence_settings_default(scored) -> None:
+    # the `scored` run passes no divergence settings: it gets what params.yaml without detector.divergence_*
+    # gives, and the shipped params.yaml holds those same values, so library, `alod score` and /predict agree
+    default = divergence_setting({})
+    assert default == {"radius": DEFAULT_DIVERGENCE.radius, "region": DEFAULT_DIVERGENCE.region, "units": "pixels"}
+    assert scored[1]["divergence_radius"] == default == divergence_setting(load_params()["detector"])
+    assert inspect.signature(score_frames).parameters["divergence_radius"].default == Divergence(**default)
 
 
 def test_a_missing_or_corrupt_image_is_an_error_row_with_its_reason(scored) -> None:
