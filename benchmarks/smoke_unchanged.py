@@ -30,8 +30,10 @@ def run_config(checkout: Path, config: str, out: Path) -> pd.DataFrame:
         "YOLO_OFFLINE": "1",
         "YOLO_AUTOINSTALL": "false",
         "ALOD_PARAMS": str(checkout / "params.yaml"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{out}/mlflow.db",  # revisions that always log: a temporary store
     }
-    overrides = [f"out_dir={out}", f"report_dir={out / 'report'}", "log_mlflow=false"]
+    out.mkdir(parents=True, exist_ok=True)
+    overrides = [f"out_dir={out}", f"report_dir={out / 'report'}"]
     command = [sys.executable, "-m", "pipelines.cli", "benchmark", "--config", f"benchmarks/configs/{config}.yaml"]
     for item in overrides:
         command += ["--set", item]
