@@ -21,7 +21,7 @@ import torch
 from core.detector import Detector
 from core.divergence import as_setting
 from core.images import is_url
-from core.scoring import detection_options
+from core.scoring import DetectionOptions, detect_each, detection_options
 from core.settings import resolve_path
 from pipelines.scoring import store as score_store
 from pipelines.scoring.store import FrameRecord
@@ -143,25 +143,13 @@ def score_batch(
 ) -> list[FrameRecord]:
     ok = [i for i, (_, image) in enumerate(loaded) if image is not None]
     out = [record for record, _ in loaded]
-    images = [loaded[i][1] for i in ok]
-    try:
-        dets = detector.detect(images, conf=conf, tta_flip=tta_flip, divergence_radius=radius)  # type: ignore[arg-type]
-    except Exception:
-        if len(images) <= 1:
-            raise
-        dets = None
-    if dets is None:  # find the frame that breaks the batch; an error of every frame is not about frames
-        dets, failures = [], 0
-        for image, i in zip(images, ok, strict=True):
-            try:
-                dets.extend(detector.detect([image], conf=conf, tta_flip=tta_flip, divergence_radius=radius))
-            except Exception as exc:  # noqa: BLE001 - recorded as the frame's error row
-                failures += 1
-                if failures == len(images):
-                    raise
-                out[i] = replace(out[i], error=f"detection failed: {type(exc).__name__}: {exc}")
-                dets.append(None)  # type: ignore[arg-type]
+    options = DetectionOptions(conf=conf, tta_flip=tta_flip, divergence_radius=radius)
+    dets = detect_each(detector, [loaded[i][1] for i in ok], options)
+    if dets and all(isinstance(d, Exception) for d in dets):
+        raise dets[0]  # every frame failing is not about the frames (a broken model, no memory): stop
     for i, det in zip(ok, dets, strict=True):
-        if det is not None:
+        if isinstance(det, Exception):
+            out[i] = replace(out[i], error=f"detection failed: {type(det).__name__}: {det}")
+        else:
             out[i] = replace(out[i], width=det.width, height=det.height, detections=det)
     return out

@@ -3,6 +3,8 @@ gets its exception in its place, the others their detections, in order."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from core.scoring import DetectionOptions, detect_each
@@ -46,3 +48,27 @@ def test_when_every_image_fails_each_gets_its_exception(images):
 def test_no_images_no_pass():
     detector = Detector()
     assert detect_each(detector, [], OPTIONS) == [] and detector.passes == []
+
+
+def test_the_score_stage_records_the_failing_frame_and_keeps_the_others():
+    from pipelines.scoring.engine import score_batch
+    from pipelines.scoring.store import FrameRecord
+
+    class Frames(Detector):
+        def detect(self, images, **options):
+            super().detect(images, **options)  # raises on "bad"
+            return [SimpleNamespace(width=len(i), height=1) for i in images]
+
+    loaded = [(FrameRecord(frame_id=name, image=f"{name}.jpg"), name) for name in ("a", "bad", "ccc")]
+    loaded.append((FrameRecord(frame_id="missing", image="missing.jpg", error="cannot read"), None))
+    out = score_batch(Frames(), loaded, conf=0.1, tta_flip=False, radius=None)
+    assert [r.error for r in out] == [None, "detection failed: ValueError: cannot decode", None, "cannot read"]
+    assert [r.width for r in out] == [1, 0, 3, 0]
+
+
+def test_the_score_stage_stops_when_every_frame_fails():
+    from pipelines.scoring.engine import score_batch
+    from pipelines.scoring.store import FrameRecord
+
+    with pytest.raises(ValueError, match="cannot decode"):
+        score_batch(Detector(), [(FrameRecord(frame_id="x", image="x.jpg"), "bad")], 0.1, False, None)
