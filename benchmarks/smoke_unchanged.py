@@ -1,11 +1,13 @@
 """Refactoring check: the benchmark smoke configs give the same numbers at two revisions.
 
-    python benchmarks/smoke_unchanged.py BASE_REV [--configs smoke smoke_boxes]
+    python benchmarks/smoke_unchanged.py BASE_REV [--configs smoke smoke_boxes BASE_NAME=HEAD_NAME ...]
 
 Runs each config (benchmarks/configs/<name>.yaml: 1 seed, 2 cycles, a few BCCD images, 1 epoch,
 deterministic training on the CPU) once in a temporary checkout of BASE_REV and once in this
 working tree, and compares every column of results.csv except the wall times. Prints one line per
 config and exits 1 when any number differs. The same venv runs both (the dependencies are pinned).
+``BASE_NAME=HEAD_NAME`` runs config BASE_NAME at the base and HEAD_NAME here (e.g. a config that
+selects, by name, rules that changed on purpose since the base).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ TIMES = ("train_seconds",)
 
 
 def run_config(checkout: Path, config: str, out: Path) -> pd.DataFrame:
+    """results.csv of benchmarks/configs/``config``.yaml run in ``checkout``, the strategy labels as rows."""
     env = {
         **os.environ,
         "PYTHONPATH": str(checkout),
@@ -71,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             (base_tree.parent / "shared").symlink_to(ROOT.parent / "shared")  # ../shared as the settings expect
             for config in args.configs:
-                base = run_config(base_tree, config, Path(tmp) / "out-base")
-                head = run_config(ROOT, config, Path(tmp) / "out-head")
+                base_name, _, head_name = config.partition("=")
+                base = run_config(base_tree, base_name, Path(tmp) / "out-base")
+                head = run_config(ROOT, head_name or base_name, Path(tmp) / "out-head")
                 diff = differences(base, head)
                 failed |= bool(diff)
                 verdict = "same numbers" if not diff else f"{len(diff)} differences"
