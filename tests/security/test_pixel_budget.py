@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,14 +13,7 @@ import pytest
 
 from core.fetch import ImageFetcher
 from core.images import PixelBudget
-from core.model_store import ModelStore
-from core.predictor import Predictor
-from core.scoring import DetectionOptions, TaskScorer
-
-CONFIG = (
-    '<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
-    '<Label value="person"/></RectangleLabels></View>'
-)
+from tests.security.conftest import CONFIG, predictor
 
 
 def png_url(width: int, height: int, seed: int) -> str:
@@ -43,27 +35,6 @@ class Recording:
     def detect(self, images: list[np.ndarray], **kwargs: Any) -> list[Any]:
         self.calls.append([im.shape[0] * im.shape[1] for im in images])
         return self.detector.detect(images, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def detector(params: dict, shared: Path) -> Any:
-    from core.detector import Detector
-
-    return Detector.from_params(params, shared / "weights" / "yolo11n-coco.pt", imgsz=160, device="cpu")
-
-
-def predictor(detector: Any, tmp_path: Path, budget: int | None, fetch_workers: int = 8) -> Predictor:
-    store = ModelStore(str(tmp_path / "model.pt"), lambda _: detector, tmp_path)
-    store._current = (detector, type("Ref", (), {"version": "test@1"})())  # loaded: no weights file needed
-    options = DetectionOptions(conf=0.05, tta_flip=False, divergence_radius=None)
-    return Predictor(
-        store,
-        ImageFetcher(),
-        TaskScorer("uncertainty"),
-        options,
-        fetch_workers=fetch_workers,
-        chunk_max_pixels=budget,
-    )
 
 
 def test_a_reader_waits_while_its_image_does_not_fit_and_one_larger_image_is_held_alone():
