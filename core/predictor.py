@@ -267,10 +267,10 @@ class Predictor:
                 while pending:
                     with budget.cond:
                         budget.cond.wait_for(lambda held=held: any(f.done() for f in pending) or budget.stalled(held))
-                    for future in [f for f in pending if f.done()]:
-                        item = future.result()
-                        group.append((pending.pop(future), item))
-                        held += pixels_of(item) if isinstance(item, np.ndarray) else 0
+                    for done in [f for f in pending if f.done()]:
+                        group.append((pending.pop(done), done.result()))
+                        held += pixels_of(group[-1][1]) if isinstance(group[-1][1], np.ndarray) else 0
+                    done = None  # type: ignore[assignment]  # a finished future holds its image: let it go with the group
                     with budget.cond:
                         stalled = budget.stalled(held)
                     if (stalled or not pending) and group:
