@@ -4,6 +4,7 @@
     python benchmarks/serve_load.py --imgsz 160 --workers 2 --no-batching
     python benchmarks/serve_load.py --clients 16,64 --compare-batching   # both modes, each client count
     python benchmarks/serve_load.py --requests 100 --clients 8 --source data-url
+    python benchmarks/serve_load.py --auth --source http    # served closed, images over the guarded http path
 
 Starts the backend with gunicorn on 127.0.0.1 (``--workers`` processes, default backend/sizing.py's
 choice, each with ``clients / workers`` threads and CPU cores / workers torch threads; cross-request
@@ -11,7 +12,9 @@ batching as in params.yaml unless ``--no-batching`` / ``--batch-wait-ms``) and s
 ``/predict`` requests from ``--clients`` concurrent clients (closed loop; a new connection per
 request unless ``--keep-alive``), the way Label Studio's interactive pre-annotation does. The
 task points at one image as Label Studio Local Storage does (``/data/local-files/?d=...``, read
-from LOCAL_FILES_DOCUMENT_ROOT), or as a data: URL or an http URL. It prints p50 / p95 latency,
+from LOCAL_FILES_DOCUMENT_ROOT), or as a data: URL or an http URL (its own server on 127.0.0.1,
+allow-listed as a storage host). ``--auth``: served closed, as deployed (basic auth on every
+request); otherwise ``ALOD_INSECURE_NO_AUTH``. It prints p50 / p95 latency,
 throughput and errors (failed requests and per-task errors: must be 0), and compares with bare
 `Detector.detect` on the same image in the same run:
 
@@ -124,8 +127,16 @@ def bare(image_path: str, workers: int, calls: int, torch_n: int) -> tuple[list[
 # -- the backend over HTTP ------------------------------------------------------------------------
 
 
+AUTH = ("bench", "serve-load-password")
+
+
 def start_backend(
-    workers: int, threads: int, document_root: Path, log: Path, settings: dict[str, str] | None = None
+    workers: int,
+    threads: int,
+    document_root: Path,
+    log: Path,
+    settings: dict[str, str] | None = None,
+    auth: bool = False,
 ) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALOD__", "BASIC_AUTH", "MODEL_URI"))}
@@ -140,9 +151,13 @@ def start_backend(
         ALOD__BACKEND__MODEL_POLL_S="0",
         ALOD__BACKEND__TRAIN_DIR=str(log.parent / "train"),
         ALOD_METRICS_DIR=str(log.parent / "metrics"),
-        ALOD_INSECURE_NO_AUTH="1",  # a benchmark on 127.0.0.1
+        ALOD__BACKEND__IMAGE_HOSTS_ALLOW='["127.0.0.1"]',  # --source http: the benchmark's own image server
         **(settings or {}),
     )
+    if auth:
+        env.update(BASIC_AUTH_USER=AUTH[0], BASIC_AUTH_PASS=AUTH[1])
+    else:
+        env["ALOD_INSECURE_NO_AUTH"] = "1"  # a benchmark on 127.0.0.1
     cmd = [sys.executable, "-m", "gunicorn", "-c", "backend/gunicorn_conf.py", "backend.app:create_app()"]
     with open(log, "ab") as f:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
@@ -164,7 +179,7 @@ def wait_ready(url: str, proc: subprocess.Popen, workers: int, timeout: float = 
 
 
 def http_load(
-    url: str, image_ref: str, clients: int, requests_n: int, keep_alive: bool = False
+    url: str, image_ref: str, clients: int, requests_n: int, keep_alive: bool = False, auth: bool = False
 ) -> tuple[list[float], int, list[str]]:
     """Closed loop: each client sends its next request when the last answer is in.
 
@@ -179,6 +194,8 @@ def http_load(
 
     body = json.dumps({"tasks": [{"id": 1, "data": {"image": image_ref}}], "label_config": CONFIG}).encode()
     headers = {"Content-Type": "application/json"}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(AUTH).encode()).decode()
     host, port = urlparse(url).hostname, urlparse(url).port
     latencies: list[float] = []
     problems: list[str] = []
@@ -252,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         help="how the task refers to the image",
     )
     parser.add_argument("--keep-alive", action="store_true", help="clients keep one connection each")
+    parser.add_argument("--auth", action="store_true", help="basic auth on every request (the deployed default)")
     parser.add_argument("--single", type=int, default=30, help="requests of the single-client runs (0: skip)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -298,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"image {image.name}, imgsz {params['model']['imgsz']}, {args.workers} workers x {threads} threads x "
         f"{n_torch} torch threads, {args.clients} clients{' (keep-alive)' if args.keep_alive else ''}, "
-        f"{args.requests} requests, source {args.source}, {os.cpu_count()} CPU cores, batching "
+        f"{args.requests} requests, source {args.source}{', basic auth' if args.auth else ''}, "
+        f"{os.cpu_count()} CPU cores, batching "
         f"{'on and off' if len(modes) > 1 else 'on' if modes[0] else 'off'}"
     )
     results: dict[str, dict[str, float]] = {}
@@ -317,20 +336,20 @@ def main(argv: list[str] | None = None) -> int:
     errors, examples = 0, []
     for batching in modes:
         mode = {**settings, "ALOD__BACKEND__BATCHING": "true" if batching else "false"}
-        proc, url = start_backend(args.workers, threads, root, tmp / "gunicorn.log", mode)
+        proc, url = start_backend(args.workers, threads, root, tmp / "gunicorn.log", mode, args.auth)
         try:
             wait_ready(url, proc, args.workers)
             for n in clients:
-                http_load(url, ref, n, 4 * n)  # warm-up: every thread, every worker
+                http_load(url, ref, n, 4 * n, auth=args.auth)  # warm-up: every thread, every worker
                 started = time.perf_counter()
-                latencies, bad, some = http_load(url, ref, n, args.requests, args.keep_alive)
+                latencies, bad, some = http_load(url, ref, n, args.requests, args.keep_alive, args.auth)
                 errors, examples = errors + bad, examples + some
                 label = f"HTTP /predict, {n} clients" + (
                     "" if len(modes) == 1 else f", batching {'on' if batching else 'off'}"
                 )
                 results[http_key(batching, n)] = summary(label, latencies, time.perf_counter() - started)
             if args.single and batching == modes[0]:
-                single = http_load(url, ref, 1, args.single, args.keep_alive)[0]
+                single = http_load(url, ref, 1, args.single, args.keep_alive, args.auth)[0]
                 results["http_single"] = summary("HTTP /predict, 1 client", single)
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -389,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         "threads": threads,
         "torch_threads": n_torch,
         "cpus": os.cpu_count(),
+        "auth": args.auth,
+        "source": args.source,
     }
     if args.json:
         Path(args.json).write_text(json.dumps(output, indent=1))

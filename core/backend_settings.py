@@ -1,4 +1,4 @@
-"""Backend settings: params.yaml's ``backend`` section plus the environment variables of the issue.
+"""Backend settings: params.yaml's ``backend`` section plus the environment variables Label Studio's ML backends read.
 
 Precedence: an environment variable named below > ``ALOD__BACKEND__KEY`` > params.yaml > default.
 Environment variables: MODEL_URI, LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY (or LABEL_STUDIO_ACCESS_TOKEN),
@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "image_timeout_s": 10.0,  # per image download (connect + read, whole body)
     "image_max_mb": 50,
     "image_max_pixels": 50_000_000,
+    "chunk_max_pixels": 100_000_000,  # decoded pixels one request holds at once (3 bytes each); null: no budget
     "image_hosts_allow": [],  # hosts (a.example.com, *.s3.amazonaws.com), IPs or CIDRs images may come from
     "insecure_no_auth": False,  # serve without BASIC_AUTH_USER/PASS (only on a trusted network; logged at start)
     "train_command": "dvc repro",
@@ -64,6 +65,7 @@ class BackendSettings:
     image_timeout_s: float = 10.0
     image_max_bytes: int = 50 << 20
     image_max_pixels: int = 50_000_000
+    chunk_max_pixels: int | None = 100_000_000
     image_hosts_allow: tuple[str, ...] = ()
     insecure_no_auth: bool = False
     train_command: tuple[str, ...] = ("dvc", "repro")
@@ -117,6 +119,7 @@ class BackendSettings:
             image_timeout_s=float(cfg["image_timeout_s"]),
             image_max_bytes=int(float(cfg["image_max_mb"]) * (1 << 20)),
             image_max_pixels=int(cfg["image_max_pixels"]),
+            chunk_max_pixels=int(cfg["chunk_max_pixels"] or 0) or None,
             image_hosts_allow=tuple(str(h) for h in cfg["image_hosts_allow"] or ()),
             insecure_no_auth=_truthy(env.get("ALOD_INSECURE_NO_AUTH", cfg["insecure_no_auth"])),
             train_command=tuple(shlex.split(command) if isinstance(command, str) else map(str, command)),

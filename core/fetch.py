@@ -29,7 +29,7 @@ import numpy as np
 import requests
 
 from core.egress import EgressPolicy, GuardedSession
-from core.images import ImageLoadError, load_image
+from core.images import ImageLoadError, PixelBudget, load_image, pixels_of
 
 log = logging.getLogger(__name__)
 
@@ -80,26 +80,37 @@ class ImageFetcher:
             self.allowed_hosts,
         )
 
-    def load(self, ref: object, task_id: int | None = None) -> np.ndarray:
+    def load(self, ref: object, task_id: int | None = None, budget: PixelBudget | None = None) -> np.ndarray:
+        """The image ``ref`` points at; with a ``budget``, its pixels are taken from it before decoding
+        (the caller gives them back, `core.images.pixels_of` the returned image)."""
         if not isinstance(ref, str) or not ref.strip():
             raise ImageLoadError(repr(ref)[:80], "the image field is empty or not a string")
         ref = ref.strip()
         local = self._local_storage_path(ref)
         if local is not None:  # read in place: no copy
-            return self._decode(local, ref)
+            return self._decode(local, ref, budget)
         with tempfile.TemporaryDirectory(prefix="alod-img-") as tmp:
             if ref[:5].lower() == "data:":
                 path = self._from_data_url(ref, Path(tmp))
             else:
                 path = self._download(ref, Path(tmp), task_id)
-            return self._decode(path, ref)
+            return self._decode(path, ref, budget)
 
-    def _decode(self, path: Path, ref: str) -> np.ndarray:
-        self._check_size(path, ref)
+    def _decode(self, path: Path, ref: str, budget: PixelBudget | None = None) -> np.ndarray:
+        pixels = self._check_size(path, ref)
+        if budget is not None:
+            budget.take(pixels)
         try:
-            return load_image(path)
-        except ImageLoadError as exc:
-            raise ImageLoadError(_short(ref), exc.reason) from None
+            image = load_image(path)
+        except BaseException as exc:
+            if budget is not None:
+                budget.give_back(pixels)
+            if isinstance(exc, ImageLoadError):
+                raise ImageLoadError(_short(ref), exc.reason) from None
+            raise
+        if budget is not None and pixels_of(image) != pixels:
+            budget.correct(pixels, pixels_of(image))
+        return image
 
     def _from_data_url(self, ref: str, tmp: Path) -> Path:
         header, sep, payload = ref.partition(",")
@@ -169,7 +180,8 @@ class ImageFetcher:
             session.close()
         return Path(path)
 
-    def _check_size(self, path: Path, ref: str) -> None:
+    def _check_size(self, path: Path, ref: str) -> int:
+        """The image's pixel count, read from its header, once its size and format are allowed."""
         if not path.is_file():
             raise ImageLoadError(_short(ref), "image not found")
         size = path.stat().st_size
@@ -188,6 +200,7 @@ class ImageFetcher:
             raise ImageLoadError(_short(ref), f"image format {kind} is not read ({', '.join(FORMATS)})")
         if width * height > self.max_pixels:
             raise ImageLoadError(_short(ref), f"image too large: {width}x{height} pixels > limit {self.max_pixels}")
+        return width * height
 
 
 def _reason(exc: BaseException) -> str:

@@ -8,6 +8,7 @@ handling included).
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,59 @@ class ImageLoadError(OSError):
         super().__init__(f"{reason}: {location}")
         self.location = location
         self.reason = reason
+
+
+class PixelBudget:
+    """Decoded pixels one request may hold at once, shared by the threads that read its images.
+
+    A reader calls `take` with an image's pixel count (from its header) before decoding it; it
+    blocks while the pixels do not fit beside those held. An image larger than the whole budget
+    waits until nothing is held and then is held alone. The request hands the decoded images to
+    the detector and calls `give_back` once they are no longer needed; `stalled` tells it when to
+    do so early: a reader waits and every held pixel belongs to images already handed over.
+    """
+
+    def __init__(self, pixels: int) -> None:
+        self.total = max(1, int(pixels))
+        self.held = 0
+        self.waiting = 0
+        self.cond = threading.Condition()
+
+    def take(self, pixels: int) -> None:
+        with self.cond:
+            self.waiting += 1
+            self.cond.notify_all()  # the request's thread may now have to give back what it holds
+            try:
+                while self.held > 0 and self.held + pixels > self.total:
+                    self.cond.wait()
+            finally:
+                self.waiting -= 1
+            self.held += pixels
+
+    def give_back(self, pixels: int) -> None:
+        with self.cond:
+            self.held = max(0, self.held - pixels)
+            self.cond.notify_all()
+
+    def correct(self, charged: int, actual: int) -> None:
+        """The decoded image has ``actual`` pixels where its header said ``charged``."""
+        with self.cond:
+            self.held += actual - charged
+            self.cond.notify_all()
+
+    def open(self) -> None:
+        """No limit from now on: waiting readers go ahead (when the request gives up)."""
+        with self.cond:
+            self.total = 1 << 62
+            self.cond.notify_all()
+
+    def stalled(self, handed_over: int) -> bool:
+        """A reader waits and all held pixels are in the ``handed_over`` ones (call with ``cond`` held)."""
+        return self.waiting > 0 and 0 < handed_over and self.held <= handed_over
+
+
+def pixels_of(image: np.ndarray) -> int:
+    return int(image.shape[0]) * int(image.shape[1])
 
 
 def is_url(location: str) -> bool:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,11 +24,20 @@ import numpy as np
 from core.backend_settings import BackendSettings
 from core.batching import BatchStats, DetectionBatcher, Ticket
 from core.fetch import ImageFetcher
-from core.images import ImageLoadError
+from core.images import ImageLoadError, PixelBudget, pixels_of
 from core.labels import ClassLabels, build_label_map
 from core.model_store import ModelStore
 from core.predictions import task_prediction
-from core.scoring import DetectionOptions, TaskScorer, detection_options, pool_from_detections, to_ls_score
+from core.scoring import (
+    DetectionOptions,
+    TaskScorer,
+    detect_each,
+    detection_options,
+    pool_from_detections,
+    to_ls_score,
+)
+
+DETECTION_FAILED = "detection failed"  # what a task whose image the detector failed on answers
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +83,23 @@ class Predictor:
         conf_predict: float = 0.25,
         chunk_tasks: int = 32,
         fetch_workers: int = 8,
+        chunk_max_pixels: int | None = None,
         batching: bool = False,
         batch_size: int | None = None,
         batch_wait_ms: float | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         """``batching``: concurrent calls share detect passes (core/batching.py). ``batch_size`` None is
-        the detector's own batch; ``batch_wait_ms`` None is `auto_wait_ms` of the detector's device."""
+        the detector's own batch; ``batch_wait_ms`` None is `auto_wait_ms` of the detector's device.
+        ``fetch_workers``: threads reading the images of one call; ``chunk_max_pixels``: decoded pixels
+        one call holds at once (None: no budget)."""
         self.store, self.fetcher, self.scorer, self.metrics = store, fetcher, scorer, metrics
         self.conf_predict = float(conf_predict)
         # boxes under the pre-annotation threshold still count for the score
         self.options = dataclasses.replace(options, conf=min(options.conf, self.conf_predict))
         self.chunk_tasks = max(1, int(chunk_tasks))
-        self._pool = ThreadPoolExecutor(max_workers=max(1, int(fetch_workers)), thread_name_prefix="alod-fetch")
+        self.fetch_workers = max(1, int(fetch_workers))  # per request (each its own threads)
+        self.chunk_max_pixels = int(chunk_max_pixels) if chunk_max_pixels else None  # decoded pixels held at once
         self.batcher: DetectionBatcher | None = None
         if batching:
             self.batcher = DetectionBatcher(self._detect, batch_size or 1, (batch_wait_ms or 0) / 1000)
@@ -139,6 +153,7 @@ class Predictor:
             conf_predict=settings.conf_predict,
             chunk_tasks=settings.chunk_tasks,
             fetch_workers=settings.fetch_workers,
+            chunk_max_pixels=settings.chunk_max_pixels,
             batching=settings.batching,
             batch_size=settings.batch_size,
             batch_wait_ms=settings.batch_wait_ms,
@@ -190,28 +205,33 @@ class Predictor:
             else:
                 jobs.append((i, task_id, data[label_map.data_key]))
 
+        detected: list[tuple[tuple[int, Any, Any], Any]] = []  # (job, detections or an error string)
+        spent = {"wait": 0.0, "detect": 0.0}
+
+        def detect(group: list[tuple[tuple[int, Any, Any], np.ndarray | str]]) -> None:
+            for job, item in group:
+                if not isinstance(item, np.ndarray):
+                    results[job[0]] = self._error(job[1], item, version)
+            ok = [(job, item) for job, item in group if isinstance(item, np.ndarray)]
+            if not ok:
+                return
+            started = time.perf_counter()
+            dets, waited = self._detect_shared(detector, [image for _, image in ok], batches, ticket)
+            spent["wait"] += waited
+            spent["detect"] += time.perf_counter() - started - waited
+            detected.extend((job, det) for (job, _), det in zip(ok, dets, strict=True))
+
         announce = self.batcher.coming() if self.batcher is not None and jobs else contextlib.nullcontext()
         with announce as ticket:  # concurrent requests' passes wait (briefly) for this one while it reads
             started = time.perf_counter()
-            if len(jobs) == 1:  # interactive pre-annotation: no hand-off to the pool
-                loaded = [self._load(fetcher, jobs[0][2], jobs[0][1])]
-            else:
-                loaded = list(self._pool.map(lambda job: self._load(fetcher, job[2], job[1]), jobs))
-            totals["fetch"] += time.perf_counter() - started
-
-            ok = [(job, image) for job, image in zip(jobs, loaded, strict=True) if isinstance(image, np.ndarray)]
-            for job, image in zip(jobs, loaded, strict=True):
-                if not isinstance(image, np.ndarray):
-                    results[job[0]] = self._error(job[1], str(image), version)
-
-            started = time.perf_counter()
-            dets, waited = self._detect_shared(detector, [image for _, image in ok], batches, ticket)
-            totals["wait"] += waited
-            totals["detect"] += time.perf_counter() - started - waited
+            self._read(fetcher, jobs, detect)
+            totals["fetch"] += time.perf_counter() - started - spent["wait"] - spent["detect"]
+            totals["wait"] += spent["wait"]
+            totals["detect"] += spent["detect"]
 
         started = time.perf_counter()
-        good = [(job, det) for (job, _), det in zip(ok, dets, strict=True) if not isinstance(det, str)]
-        for (job, _), det in zip(ok, dets, strict=True):
+        good = [(job, det) for job, det in detected if not isinstance(det, str)]
+        for job, det in detected:
             if isinstance(det, str):
                 results[job[0]] = self._error(job[1], det, version)
         if good:
@@ -225,10 +245,56 @@ class Predictor:
         totals["convert"] += time.perf_counter() - started
         return results  # type: ignore[return-value]
 
+    def _read(
+        self,
+        fetcher: ImageFetcher,
+        jobs: list[tuple[int, Any, Any]],
+        on_group: Callable[[list[tuple[tuple[int, Any, Any], np.ndarray | str]]], None],
+    ) -> None:
+        """Reads the images of ``jobs`` and hands them (or their error strings) to ``on_group``.
+
+        Each call reads with its own threads (at most ``fetch_workers``): slow images of one request
+        never hold a thread another request is waiting for. With ``chunk_max_pixels``, the decoded
+        images held at once stay within that many pixels (one larger image is held alone): when a
+        reader waits for room, the images read so far go to ``on_group`` and are released after it
+        returns, and reading goes on for the next group.
+        """
+        budget = PixelBudget(self.chunk_max_pixels) if self.chunk_max_pixels else None
+        if len(jobs) == 1:  # interactive pre-annotation: no hand-off to a thread
+            on_group([(jobs[0], self._load(fetcher, jobs[0][2], jobs[0][1], budget))])
+            return
+        group: list[tuple[tuple[int, Any, Any], np.ndarray | str]] = []
+        held = 0  # pixels of the images in ``group``
+        with ThreadPoolExecutor(min(self.fetch_workers, len(jobs)), thread_name_prefix="alod-fetch") as pool:
+            pending = {pool.submit(self._load, fetcher, job[2], job[1], budget): job for job in jobs}
+            if budget is None:
+                on_group([(job, future.result()) for future, job in pending.items()])
+                return
+            for future in pending:
+                future.add_done_callback(lambda _: _notify(budget.cond))
+            try:
+                while pending:
+                    with budget.cond:
+                        budget.cond.wait_for(lambda held=held: any(f.done() for f in pending) or budget.stalled(held))
+                    for done in [f for f in pending if f.done()]:
+                        group.append((pending.pop(done), done.result()))
+                        held += pixels_of(group[-1][1]) if isinstance(group[-1][1], np.ndarray) else 0
+                    done = None  # type: ignore[assignment]  # a finished future holds its image: let it go with the group
+                    with budget.cond:
+                        stalled = budget.stalled(held)
+                    if (stalled or not pending) and group:
+                        on_group(group)
+                        group.clear()  # the images are freed here, not when the next group replaces them
+                        budget.give_back(held)
+                        held = 0
+            finally:
+                budget.open()  # readers still waiting (after an error above) must not block the pool's shutdown
+
     @staticmethod
-    def _load(fetcher: ImageFetcher, ref: Any, task_id: Any) -> np.ndarray | str:
+    def _load(fetcher: ImageFetcher, ref: Any, task_id: Any, budget: PixelBudget | None = None) -> np.ndarray | str:
         try:
-            return fetcher.load(ref, task_id if isinstance(task_id, int) else None)
+            task = task_id if isinstance(task_id, int) else None
+            return fetcher.load(ref, task) if budget is None else fetcher.load(ref, task, budget)
         except ImageLoadError as exc:
             return f"cannot read the image: {exc.reason}: {exc.location}"
         except Exception as exc:  # noqa: BLE001 - one bad task must not fail the batch
@@ -249,27 +315,17 @@ class Predictor:
         return dets, batches[-1].waited_s
 
     def _detect(self, detector: Any, images: list[np.ndarray]) -> list[Any]:
-        """Detections per image; an image the detector fails on gets an error string instead."""
-        if not images:
-            return []
-        options = self.options
-        kwargs = {"conf": options.conf, "tta_flip": options.tta_flip, "divergence_radius": options.divergence_radius}
-        try:
-            return list(detector.detect(images, **kwargs))
-        except Exception:  # noqa: BLE001 - find the image that breaks the batch
-            if len(images) == 1:
-                log.exception("detection failed")
-                return ["detection failed"]
-        out: list[Any] = []
-        for image in images:
-            try:
-                out.extend(detector.detect([image], **kwargs))
-            except Exception as exc:  # noqa: BLE001
-                log.exception("detection failed on one image")
-                out.append(f"detection failed: {type(exc).__name__}: {exc}")
-        return out
+        """Detections per image (`core.scoring.detect_each`); an image the detector fails on gets the
+        public error string instead (the exception is logged, not sent)."""
+        detections = detect_each(detector, images, self.options)
+        return [DETECTION_FAILED if isinstance(d, Exception) else d for d in detections]
 
     @staticmethod
     def _error(task_id: Any, reason: str, version: str) -> dict[str, Any]:
         log.warning("task %s: no prediction: %s", task_id, reason)
         return {"task": task_id, "error": reason, "model_version": version}
+
+
+def _notify(cond: threading.Condition) -> None:
+    with cond:
+        cond.notify_all()

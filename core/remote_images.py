@@ -2,6 +2,9 @@
 
 A remote image is downloaded into a temporary file with its own suffix and decoded by
 `core.images.load_image`, so the pixels are those a local copy of the file would give.
+http(s) goes through the backend's guarded session (`core.egress`): only hosts listed in
+``backend.image_hosts_allow`` (pool URLs may come from exported tasks, so the backend's rule holds
+here too), every redirect hop checked again, one deadline from connect to last byte.
 Object-store credentials come from the usual environment of pyarrow's filesystems
 (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_DEFAULT_REGION, AWS_ENDPOINT_URL for MinIO and
 other S3-compatible stores, GOOGLE_APPLICATION_CREDENTIALS for GCS).
@@ -10,16 +13,19 @@ other S3-compatible stores, GOOGLE_APPLICATION_CREDENTIALS for GCS).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
 import numpy as np
+import requests
 
+from core.egress import EgressPolicy, EgressRefused, GuardedSession
 from core.images import ImageLoadError, load_image
+
+log = logging.getLogger(__name__)
 
 MAX_BYTES = 100 << 20  # larger downloads are refused: an image this big is a mistake
 TIMEOUT_S = 60.0
@@ -49,16 +55,33 @@ def load_location(location: str) -> np.ndarray:
         os.unlink(tmp)
 
 
-def _read_http(url: str) -> bytes:
+@functools.lru_cache(maxsize=1)
+def pipeline_policy() -> EgressPolicy:
+    """Where pool images may be fetched from: the hosts of ``backend.image_hosts_allow`` (params.yaml,
+    ``ALOD__BACKEND__IMAGE_HOSTS_ALLOW`` overriding it)."""
+    from core.settings import load_params
+
+    hosts = (load_params().get("backend") or {}).get("image_hosts_allow") or []
+    return EgressPolicy.build(None, [str(h) for h in hosts])
+
+
+def _read_http(url: str, policy: EgressPolicy | None = None) -> bytes:
+    session = GuardedSession(policy or pipeline_policy(), TIMEOUT_S, MAX_BYTES + 1)
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:  # noqa: S310 - http(s) only, checked above
-            data = response.read(MAX_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        reason = "image not found" if exc.code == 404 else f"download failed: HTTP {exc.code} {exc.reason}"
-        raise ImageLoadError(url, reason) from None
-    except OSError as exc:  # URLError, HTTPError and timeouts are OSErrors
-        raise ImageLoadError(url, f"download failed: {getattr(exc, 'reason', exc)}") from None
-    return _checked(url, data)
+        response = session.get(url)
+    except ImageLoadError as exc:  # over the size limit
+        raise ImageLoadError(url, exc.reason) from None
+    except EgressRefused as exc:  # the operator's own pool: the reason is theirs to see
+        raise ImageLoadError(url, f"download refused: {exc} (backend.image_hosts_allow)") from None
+    except requests.RequestException as exc:
+        raise ImageLoadError(url, f"download failed: {type(exc).__name__}: {str(exc)[:160]}") from None
+    finally:
+        session.close()
+    if response.status_code == 404:
+        raise ImageLoadError(url, "image not found")
+    if not response.ok:
+        raise ImageLoadError(url, f"download failed: HTTP {response.status_code} {response.reason}")
+    return _checked(url, response.content)
 
 
 @functools.lru_cache(maxsize=64)

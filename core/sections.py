@@ -128,6 +128,7 @@ class BackendSection:
     image_timeout_s: float
     image_max_mb: float
     image_max_pixels: int
+    chunk_max_pixels: int | None
     image_hosts_allow: list
     insecure_no_auth: bool
     train_command: str | list

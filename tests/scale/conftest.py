@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.scale.served import ALLOW, LOOPBACK
+
 IMGSZ = 320
 SCORE_CONF = 0.05
 
@@ -20,6 +22,8 @@ def ray_local():
         object_store_memory=200 * 2**20,
         _temp_dir="/tmp/alod-ray-tests",
         log_to_driver=False,
+        # the tests' image server (tests/scale/served.py) is on loopback: allow-listed for the workers
+        runtime_env={"env_vars": {ALLOW: LOOPBACK}},
     )
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False

@@ -10,7 +10,9 @@ import pytest
 from core import remote_images
 from core.images import ImageLoadError, load_image
 from core.remote_images import load_location
+from tests.backend.conftest import free_port
 from tests.scale.served import serve_folder
+from tests.security.conftest import Target, serve
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +59,23 @@ def test_an_s3_url_goes_to_pyarrows_s3_client(monkeypatch) -> None:
         load_location("s3://pool-bucket/frames/000001.jpg")
     assert "pool-bucket" in str(err.value)
     remote_images._filesystem.cache_clear()
+
+
+def test_a_url_outside_the_allow_list_is_refused_before_any_request(folder: Path) -> None:
+    with serve_folder(folder) as url:
+        with pytest.raises(ImageLoadError, match="download refused: host 127.0.0.1 is not allowed"):
+            remote_images._read_http(f"{url}/frame.jpg", remote_images.EgressPolicy())
+
+
+def test_a_redirect_to_a_host_outside_the_allow_list_is_refused(folder: Path) -> None:
+    with serve_folder(folder) as url:
+        bouncer = Target("127.0.0.2", free_port(), redirect_to=f"{url}/frame.jpg")
+        server = serve(bouncer)
+        try:
+            policy = remote_images.EgressPolicy.build(None, ["127.0.0.2"])  # the bouncer only
+            with pytest.raises(ImageLoadError, match="download refused"):
+                remote_images._read_http(f"{bouncer.url}/frame.jpg", policy)
+            assert len(bouncer.seen) == 1
+        finally:
+            server.shutdown()
+            server.server_close()

@@ -6,10 +6,46 @@ import http.server
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from core.fetch import ImageFetcher
+from core.model_store import ModelStore
+from core.predictor import Predictor
+from core.scoring import DetectionOptions, TaskScorer
 from tests.backend.conftest import free_port
+
+CONFIG = (
+    '<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
+    '<Label value="person"/></RectangleLabels></View>'
+)
+
+
+@pytest.fixture(scope="module")
+def detector(params: dict, shared: Path) -> Any:
+    """The real COCO detector at imgsz 160 on the CPU (for in-process predictors)."""
+    from core.detector import Detector
+
+    return Detector.from_params(params, shared / "weights" / "yolo11n-coco.pt", imgsz=160, device="cpu")
+
+
+def predictor(
+    detector: Any, tmp_path: Path, budget: int | None, fetch_workers: int = 8, fetcher: ImageFetcher | None = None
+) -> Predictor:
+    """A predictor around an already loaded ``detector`` (no batcher), with this pixel budget."""
+    store = ModelStore(str(tmp_path / "model.pt"), lambda _: detector, tmp_path)
+    store._current = (detector, type("Ref", (), {"version": "test@1"})())  # loaded: no weights file needed
+    options = DetectionOptions(conf=0.05, tta_flip=False, divergence_radius=None)
+    return Predictor(
+        store,
+        fetcher or ImageFetcher(),
+        TaskScorer("uncertainty"),
+        options,
+        fetch_workers=fetch_workers,
+        chunk_max_pixels=budget,
+    )
 
 
 @dataclass
