@@ -22,7 +22,9 @@ def app(params, tmp_path_factory):
         "train_after_annotations": 2,
         "model_poll_s": 0,
     }
-    settings = BackendSettings.load({**params, "backend": backend}, environ={"ALOD_INSECURE_NO_AUTH": "1"})
+    settings = BackendSettings.load(
+        {**params, "backend": {**params["backend"], **backend}}, environ={"ALOD_INSECURE_NO_AUTH": "1"}
+    )
     app = create_app(settings)
     app.config["runs"] = tmp / "runs.txt"
     return app

@@ -104,7 +104,12 @@ def test_a_moved_registry_alias_is_served_after_setup_and_by_polling(tmp_path, s
     settings = BackendSettings.load(
         {
             **params,
-            "backend": {"model_cache_dir": str(tmp_path / "cache"), "model_poll_s": 0.5, "insecure_no_auth": True},
+            "backend": {
+                **params["backend"],
+                "model_cache_dir": str(tmp_path / "cache"),
+                "model_poll_s": 0.5,
+                "insecure_no_auth": True,
+            },
         },
         environ=env,
     )
