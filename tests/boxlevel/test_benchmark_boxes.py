@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from core.settings import REPO_ROOT, load_params
-from pipelines.benchmark.boxes import BoxSettings
 from pipelines.benchmark.harness import Benchmark, BenchmarkConfig
 
 CONFIG = REPO_ROOT / "benchmarks/configs/smoke_boxes.yaml"
@@ -60,7 +59,7 @@ def test_partial_frames_train_with_their_other_boxes_as_dampened_labels(smoke):
     assert len(steps) == 2  # cycles 1 and 2 of the box arm; cycle 0 is the shared step
     box = results[results["strategy"] == "box_level"].sort_values("cycle")
     assert (box["boxes_noisy"].to_numpy()[1:] > 0).all()
-    weight = f" {BoxSettings().noisy_weight:.4f}"
+    weight = f" {load_params()['box_level']['noisy_weight']:.4f}"
     files = [f for s in steps for f in (s / "data/labels/train").glob("*.txt")]
     assert any(line.endswith(weight) for f in files for line in f.read_text().splitlines())
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 import pipelines.benchmark.boxes as benchmark_boxes
+from core.settings import load_params
 from pipelines.benchmark.boxes import run_box_strategy
 from pipelines.benchmark.harness import BenchmarkConfig
 from pipelines.datasets import Manifest
@@ -81,7 +82,7 @@ class FakeBench:
         self.cfg = BenchmarkConfig(
             name="fake", dataset="fake", strategies={}, seeds=[0], cycles=2, initial_frames=1, budget={"boxes": 3}
         )
-        self.params = {"box_level": {"noisy_weight": 0.25}}
+        self.params = {"box_level": {**load_params()["box_level"], "noisy_weight": 0.25}}
         self.out, self.root, self.weights = out, out, "base.pt"
         self.manifest = manifest()
         self.boxes_of = self.manifest.boxes.groupby("frame_id").size().to_dict()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from core.settings import load_params
 from pipelines.boxlevel import cycle_mode
 from pipelines.boxlevel.partial_labels import ANSWER_COLUMNS
 
@@ -88,5 +89,9 @@ def test_the_next_simulated_cycle_follows_the_latest_answer():
 def test_box_mode_is_the_box_level_strategy():
     assert cycle_mode.enabled({"strategy": {"name": "box_level"}})
     assert not cycle_mode.enabled({"strategy": {"name": "uncertainty"}})
-    assert cycle_mode.noisy_conf({"box_level": {"noisy_conf": None}, "budget": {"box_conf_threshold": 0.3}}) == 0.3
-    assert cycle_mode.noisy_conf({"box_level": {"noisy_conf": 0.1}, "budget": {"box_conf_threshold": 0.3}}) == 0.1
+    params = load_params()
+    params["budget"]["box_conf_threshold"] = 0.3
+    params["box_level"]["noisy_conf"] = None
+    assert cycle_mode.noisy_conf(params) == 0.3  # null: the budget's threshold
+    params["box_level"]["noisy_conf"] = 0.1
+    assert cycle_mode.noisy_conf(params) == 0.1

@@ -11,6 +11,7 @@ import json
 import pandas as pd
 import pytest
 
+from core.settings import load_params
 from pipelines.boxlevel import cycle_mode
 from pipelines.cycle.layout import CycleLayout
 from pipelines.cycle.oracle import AnnotationStore, oracle_answer
@@ -36,12 +37,13 @@ def project(tmp_path, monkeypatch):
     sections = {k: v for k, v in params.items() if k != "seed"}
     settings_file(tmp_path / "params.yaml", **sections)  # the repository's settings with these merged in
     monkeypatch.setenv("ALOD_PARAMS", str(tmp_path / "params.yaml"))
+    params = load_params(tmp_path / "params.yaml")
     monkeypatch.setattr(select, "read_scored_pool", lambda _: pool())  # the detector sees the same boxes each cycle
-    layout = CycleLayout.from_params({**params, "_root": str(tmp_path)})
+    layout = CycleLayout.from_params(params)
     world = manifest()
     world.save(layout.manifest)
     AnnotationStore(layout.annotations).add(oracle_answer(world, ["f0"], cycle=0))  # `alod seed`: f0 fully labeled
-    return layout, {**params, "_root": str(tmp_path)}
+    return layout, params
 
 
 def run_cycle() -> None:
