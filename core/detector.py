@@ -154,16 +154,16 @@ class Detector:
     @classmethod
     def from_params(cls, params: dict[str, Any], weights: str | Path | None = None, **overrides: Any) -> Detector:
         """A detector configured by params.yaml's ``model`` and ``detector`` sections (conf = predict threshold)."""
-        det = params.get("detector", {})
+        det = params["detector"]
         kwargs: dict[str, Any] = {
-            "device": det.get("device", "auto"),
-            "half": det.get("half", "auto"),
-            "imgsz": params.get("model", {}).get("imgsz", 640),
-            "conf": det.get("conf_predict", 0.25),
-            "iou": det.get("iou", 0.7),
-            "max_det": det.get("max_det", 300),
-            "batch": det.get("batch", 8),
-            "agnostic_nms": det.get("agnostic_nms", False),
+            "device": det["device"],
+            "half": det["half"],
+            "imgsz": params["model"]["imgsz"],
+            "conf": det["conf_predict"],
+            "iou": det["iou"],
+            "max_det": det["max_det"],
+            "batch": det["batch"],
+            "agnostic_nms": det["agnostic_nms"],
         }
         kwargs.update(overrides)
         weights = weights or resolve_path(params, params["model"]["base_weights"])

@@ -64,16 +64,16 @@ def load_frames(manifest_dir: str | Path, split: str | None = None, limit: int |
 def run(args: argparse.Namespace, frames: pd.DataFrame | None = None) -> int:
     """Score ``frames`` (a manifest DataFrame) or the manifest rows the arguments select."""
     params = load_params()
-    score_cfg = params.get("score", {})
+    score_cfg = params["score"]
     if frames is None:
         manifest = getattr(args, "manifest", None) or params["dataset"]["manifest_dir"]
-        split = getattr(args, "split", None) or score_cfg.get("split")
+        split = getattr(args, "split", None) or score_cfg["split"]
         frames = load_frames(resolve_path(params, manifest), split, getattr(args, "limit", None))
     elif getattr(args, "limit", None) is not None:
         frames = frames.iloc[: args.limit]
     overrides = {k: v for k in ("device", "batch") if (v := getattr(args, k, None)) is not None}
-    weights = getattr(args, "weights", None) or score_cfg.get("weights") or params["model"]["base_weights"]
-    engine = score_cfg.get("engine") or "local"
+    weights = getattr(args, "weights", None) or score_cfg["weights"] or params["model"]["base_weights"]
+    engine = score_cfg["engine"]
     if engine == "ray":
         from pipelines.scoring import ray_engine as score_ray  # ray is an optional extra (alod[scale])
 
