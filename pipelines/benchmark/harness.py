@@ -27,6 +27,7 @@ from pipelines.cycle.layout import read_json, write_json
 from pipelines.cycle.oracle import initial_frames
 from pipelines.cycle.recipe import Recipe, split_frames, train_and_evaluate
 from pipelines.datasets import Manifest, import_dataset
+from pipelines.datasets.manifest import resolve_image
 from strategies.pool import Budget, CycleState
 from strategies.registry import select
 from strategies.temporal import close_pairs
@@ -97,6 +98,9 @@ class Benchmark:
 
     def _manifest(self) -> Manifest:
         folder = self.out / "manifest"
+        if (folder / "frames.parquet").exists() and _stale(Manifest.load(folder), self.root):
+            log.warning("%s: the cached manifest names images that are not there (moved?): importing again", folder)
+            (folder / "frames.parquet").unlink()
         if not (folder / "frames.parquet").exists():
             config = self.params["datasets"][self.cfg.dataset]
             manifest, import_log = import_dataset(self.cfg.dataset, config, self.root)
@@ -401,3 +405,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         log.info("report written to %s (MLflow off)", report)
     return 0
+
+
+def _stale(manifest: Manifest, root: Path, sample: int = 5) -> bool:
+    """True when the first local images of a cached manifest do not exist (the run folder or the
+    data moved): the manifest is derived data, imported again; the lineage cache keys on frame ids."""
+    images = [resolve_image(i, root) for i in manifest.frames["image"].head(sample)]
+    return any(not Path(i).exists() for i in images if "://" not in i and not i.startswith("data:"))
