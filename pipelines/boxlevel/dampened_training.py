@@ -27,21 +27,19 @@ How a box's weight reaches the loss (ultralytics 8.4.190):
 
 `DampenedTrainer` uses the dataset for training (validation stays stock) and attaches the loss
 after set-up; checkpoints hold a stock `DetectionModel` (the trainer strips the criterion), so
-models trained here load anywhere. `train_yolo_partial` mirrors `pipelines.cycle.yolo_ops.train_yolo`.
+models trained here load anywhere. `dampened_trainer` gives `pipelines.cycle.yolo_ops.train_yolo` the class.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from core.settings import configure_environment
-from pipelines.cycle.yolo_ops import train_yolo
 
 configure_environment()  # before ultralytics is imported: its settings live in the project, not in ~
 from ultralytics.data.dataset import YOLODataset  # noqa: E402
@@ -308,38 +306,9 @@ class SharedNormalisationTrainer(DampenedTrainer):
     normalisation = "shared"
 
 
-def train_yolo_partial(
-    data_yaml: Path,
-    weights: str,
-    out_model: Path,
-    work_dir: Path,
-    *,
-    epochs: int,
-    imgsz: int,
-    batch: int,
-    device: Any = "auto",
-    seed: int = 0,
-    workers: int = 0,
-    patience: int = 100,
-    normalisation: str = "per_group",
-) -> float:
-    """`pipelines.cycle.yolo_ops.train_yolo` with `DampenedTrainer`: label files may weigh boxes (6th column).
-
-    ``normalisation``: ``per_group`` (Eq. 3) or ``shared`` (`WeightedDetectionLoss`)."""
+def dampened_trainer(normalisation: str = "per_group") -> type[DampenedTrainer]:
+    """The trainer class `pipelines.cycle.yolo_ops.train_yolo` takes (``trainer=``) for label files
+    that weigh boxes (6th column): ``per_group`` (Eq. 3) or ``shared`` (the earlier rule)."""
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
-    trainer = DampenedTrainer if normalisation == "per_group" else SharedNormalisationTrainer
-    return train_yolo(
-        data_yaml,
-        weights,
-        out_model,
-        work_dir,
-        epochs=epochs,
-        imgsz=imgsz,
-        batch=batch,
-        device=device,
-        seed=seed,
-        workers=workers,
-        patience=patience,
-        trainer=trainer,
-    )
+    return DampenedTrainer if normalisation == "per_group" else SharedNormalisationTrainer

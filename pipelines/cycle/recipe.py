@@ -84,7 +84,16 @@ def write_training_data(
 def train(recipe: Recipe, data_yaml: Path, start: str, out_model: Path, work_dir: Path, seed: int) -> float:
     """Fine-tune ``start`` on ``data_yaml`` into ``out_model`` (replaced only when training
     finished); the seconds it took."""
-    options = dict(
+    trainer = None
+    if recipe.box_loss is not None:
+        from pipelines.boxlevel.dampened_training import dampened_trainer  # imports ultralytics' trainer
+
+        trainer = dampened_trainer(recipe.box_loss)
+    return train_yolo(
+        data_yaml,
+        start,
+        out_model,
+        work_dir,
         epochs=recipe.epochs,
         imgsz=recipe.imgsz,
         batch=recipe.batch,
@@ -92,12 +101,8 @@ def train(recipe: Recipe, data_yaml: Path, start: str, out_model: Path, work_dir
         seed=seed,
         workers=recipe.workers,
         patience=recipe.patience,
+        trainer=trainer,
     )
-    if recipe.box_loss is not None:
-        from pipelines.boxlevel.dampened_training import train_yolo_partial  # imports ultralytics' trainer
-
-        return train_yolo_partial(data_yaml, start, out_model, work_dir, normalisation=recipe.box_loss, **options)
-    return train_yolo(data_yaml, start, out_model, work_dir, **options)
 
 
 def evaluate(

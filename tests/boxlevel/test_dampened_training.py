@@ -28,7 +28,8 @@ def test_one_epoch_on_weighted_labels_gives_a_model_any_yolo_loads(shared, tmp_p
     from ultralytics.data.utils import load_dataset_cache_file
     from ultralytics.nn.tasks import DetectionModel
 
-    from pipelines.boxlevel.dampened_training import train_yolo_partial
+    from pipelines.boxlevel.dampened_training import dampened_trainer
+    from pipelines.cycle.yolo_ops import train_yolo
 
     images = sorted((shared / "data/bccd/BCCD/JPEGImages").glob("*.jpg"))[:3]
     frames = pd.DataFrame(
@@ -59,7 +60,7 @@ def test_one_epoch_on_weighted_labels_gives_a_model_any_yolo_loads(shared, tmp_p
 
     monkeypatch.setattr(WeightedDetectionLoss, "get_assigned_targets_and_loss", spy)
     out = tmp_path / "model.pt"
-    seconds = train_yolo_partial(
+    seconds = train_yolo(
         data,
         str(shared / "weights/yolo11n-coco.pt"),
         out,
@@ -68,6 +69,7 @@ def test_one_epoch_on_weighted_labels_gives_a_model_any_yolo_loads(shared, tmp_p
         imgsz=160,
         batch=4,
         device="cpu",
+        trainer=dampened_trainer("per_group"),
     )
     assert seconds > 0 and out.stat().st_size > 0
     assert 0.5 in seen and 1.0 in seen  # training batches reached the weighted loss with their weights
